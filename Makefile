@@ -1,0 +1,36 @@
+# Set-up, tests, demo and benchmarks. Everything installs into .venv from scratch.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint demo bench clean
+
+# torch is installed first, pinned by constraints.txt to the CPU wheel: an unpinned torch
+# would pull several GB of CUDA packages.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+demo: install
+	$(BIN)/python examples/stdlib_demo.py
+
+bench: install
+	$(BIN)/python bench/bench_embed_multi.py
+	$(BIN)/python bench/bench_similar.py
+	$(BIN)/python bench/bench_startup.py
+
+clean:
+	rm -rf $(VENV) demo

@@ -1,0 +1,47 @@
+"""vibes: embeddings of your own content, stored in SQLite and searched by meaning.
+
+>>> import vibes
+>>> db = vibes.Database("docs.db")
+>>> docs = db.collection("docs", model="minilm")
+>>> docs.embed("1", "SQLite backup tools", store=True)
+>>> docs.similar("how do I back up a database", n=3)
+"""
+
+from .collection import Collection, EmbedStats, Item, Match
+from .database import CollectionInfo, Database
+from .errors import (
+    DatabaseOpenError,
+    DimensionMismatchError,
+    InputError,
+    ItemNotFoundError,
+    ModelMismatchError,
+    UnknownCollectionError,
+    UnknownModelError,
+    VibesError,
+)
+from .hookspecs import hookimpl
+from .models import EmbeddingModel, default_model_id, get_model, registered_models
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Collection",
+    "CollectionInfo",
+    "Database",
+    "DatabaseOpenError",
+    "DimensionMismatchError",
+    "EmbedStats",
+    "EmbeddingModel",
+    "InputError",
+    "Item",
+    "ItemNotFoundError",
+    "Match",
+    "ModelMismatchError",
+    "UnknownCollectionError",
+    "UnknownModelError",
+    "VibesError",
+    "default_model_id",
+    "get_model",
+    "hookimpl",
+    "registered_models",
+]

@@ -1,0 +1,58 @@
+"""The ``vibes`` command line: thin click commands over the Python API."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+
+import click
+
+from ..errors import VibesError
+
+
+class Interrupted(click.ClickException):
+    """Ctrl-C: say what was kept, exit 130 like any shell command stopped by SIGINT."""
+
+    exit_code = 130
+
+
+class VibesGroup(click.Group):
+    """Turns the errors a user can fix into one line on stderr, never a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except VibesError as error:
+            raise click.ClickException(str(error)) from None
+        except sqlite3.Error as error:
+            raise click.ClickException(f"Database error: {error}") from None
+        except KeyboardInterrupt:
+            raise Interrupted("Interrupted") from None
+
+
+@click.group(cls=VibesGroup)
+@click.version_option(package_name="vibes")
+def cli() -> None:
+    """Embeddings of your own content, stored in SQLite and searched by meaning.
+
+    \b
+    Quick start:
+      vibes embed-multi docs --files docs '**/*.md' --store
+      vibes similar docs -c 'how do I back up a database?'
+    """
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(prog_name="vibes")
+    except BrokenPipeError:
+        # Output piped into `head` and the like: stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+
+
+# Register the commands (each module adds its own to `cli`).
+from . import collections, embed, models, similar  # noqa: E402,F401

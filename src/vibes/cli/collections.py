@@ -1,0 +1,118 @@
+"""``vibes collections``: list, delete and export collections."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import click
+
+from . import cli
+from .options import (
+    DefaultGroup,
+    database_option,
+    emit_json_lines,
+    emit_table,
+    open_database,
+    table_option,
+)
+
+
+@cli.group(cls=DefaultGroup, default_command="list")
+def collections() -> None:
+    """List and manage collections (default: list)."""
+
+
+@collections.command(name="list")
+@table_option
+@database_option
+def collections_list(table: bool, database: str | None) -> None:
+    """List collections with their model, item count and dimensions.
+
+    \b
+    Examples:
+      vibes collections
+      vibes collections --table
+    """
+    rows = [info.to_dict() for info in open_database(database).collections()]
+    if table:
+        emit_table(rows, ["name", "model", "count", "dimensions"])
+    else:
+        emit_json_lines(rows)
+
+
+@collections.command(name="delete")
+@click.argument("name")
+@database_option
+def collections_delete(name: str, database: str | None) -> None:
+    """Delete a collection and all its items.
+
+    \b
+    Example:
+      vibes collections delete old-docs
+    """
+    open_database(database).collection(name, create=False).delete()
+
+
+@collections.command(name="export")
+@click.argument("name")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["nl", "json", "csv"]),
+    default="nl",
+    show_default=True,
+    help="Output format",
+)
+@click.option("--vectors", is_flag=True, help="Include each item's vector as 'embedding'")
+@click.option(
+    "-o", "--output", type=click.File("w", encoding="utf-8"), default="-", help="File to write"
+)
+@database_option
+def collections_export(
+    name: str, format_: str, vectors: bool, output, database: str | None
+) -> None:
+    """Write a collection's items (id, content, metadata) for 'embed-multi' to read back.
+
+    With --vectors, each item's vector goes too, and embed-multi stores it as is instead
+    of embedding the content again.
+
+    \b
+    Examples:
+      vibes collections export docs > docs.jsonl
+      vibes collections export docs --vectors -o backup.jsonl
+      vibes embed-multi docs-copy backup.jsonl --store
+    """
+    target = open_database(database).collection(name, create=False)
+    items = target.items(vectors=vectors)
+    rows = (
+        {
+            "id": item["id"],
+            "content": item["content"],
+            "metadata": item["metadata"],
+            **({"embedding": item["vector"]} if vectors else {}),
+        }
+        for item in items
+    )
+    if format_ == "nl":
+        for row in rows:
+            output.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif format_ == "json":
+        output.write("[")
+        for number, row in enumerate(rows):
+            output.write(("," if number else "") + "\n  " + json.dumps(row, ensure_ascii=False))
+        output.write("\n]\n")
+    else:
+        columns = ["id", "content", "metadata"] + (["embedding"] if vectors else [])
+        writer = csv.writer(output if output is not sys.stdout else sys.stdout)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(
+                [
+                    row["id"],
+                    row["content"] or "",
+                    json.dumps(row["metadata"]) if row["metadata"] else "",
+                    *([json.dumps(row["embedding"])] if vectors else []),
+                ]
+            )

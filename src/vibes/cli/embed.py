@@ -1,0 +1,290 @@
+"""``vibes embed``, ``vibes embed-multi`` and ``vibes delete``."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import sys
+from typing import Any
+
+import click
+
+from ..errors import VibesError
+from . import Interrupted, cli
+from .options import (
+    database_option,
+    model_option,
+    open_database,
+    parse_json_object,
+    read_content,
+    stderr_is_terminal,
+)
+
+OUTPUT_FORMATS = ("json", "blob", "base64", "hex")
+
+
+def _write_vector(vector: list[float], format: str) -> None:
+    from ..vectors import encode
+
+    if format == "json":
+        click.echo(json.dumps(vector))
+    elif format == "blob":
+        sys.stdout.buffer.write(encode(vector))
+        sys.stdout.buffer.flush()
+    elif format == "base64":
+        click.echo(base64.b64encode(encode(vector)).decode("ascii"))
+    else:
+        click.echo(encode(vector).hex())
+
+
+@cli.command()
+@click.argument("collection", required=False)
+@click.argument("id", required=False)
+@click.option("-c", "--content", help="Text to embed")
+@click.option(
+    "-i",
+    "--input",
+    "input_path",
+    type=click.Path(allow_dash=True),
+    help="File to embed (- for stdin)",
+)
+@click.option("--binary", is_flag=True, help="Treat the input as binary data")
+@model_option
+@click.option("--store", is_flag=True, help="Store the text itself in the database")
+@click.option("--metadata", help="JSON object to store as the item's metadata")
+@click.option("-f", "--format", "format_", type=click.Choice(OUTPUT_FORMATS), help="Output format")
+@database_option
+def embed(
+    collection: str | None,
+    id: str | None,
+    content: str | None,
+    input_path: str | None,
+    binary: bool,
+    model: str | None,
+    store: bool,
+    metadata: str | None,
+    format_: str | None,
+    database: str | None,
+) -> None:
+    """Embed text and print the vector, or store it in a collection under an ID.
+
+    \b
+    Examples:
+      vibes embed -c 'Hello world'
+      vibes embed -i notes.txt -f hex
+      vibes embed docs readme -i README.md --store --metadata '{"kind": "doc"}'
+    """
+    if collection and not id:
+        raise click.UsageError("Give both COLLECTION and ID to store an embedding")
+    if (store or metadata) and not collection:
+        raise click.UsageError("--store and --metadata need COLLECTION and ID")
+    parsed_metadata = parse_json_object(metadata, "--metadata")
+    value = read_content(content, input_path, binary)
+    if collection:
+        db = open_database(database)
+        target = db.collection(collection, model)
+        target.embed(id, value, metadata=parsed_metadata, store=store)  # type: ignore[arg-type]
+        if format_:
+            _write_vector(target.vector(id), format_)  # type: ignore[arg-type]
+        return
+    from ..models import get_model
+
+    chosen = get_model(model)
+    vector = chosen.embed(value)
+    _write_vector(vector, format_ or "json")
+
+
+@cli.command(name="embed-multi")
+@click.argument("collection")
+@click.argument("input_path", required=False, type=click.Path(allow_dash=True, dir_okay=False))
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["csv", "tsv", "json", "nl"]),
+    help="Input format (default: from the extension, else detected)",
+)
+@click.option(
+    "--files",
+    type=(click.Path(file_okay=False), str),
+    multiple=True,
+    help="Embed files: a directory and a glob ('**/*.md' recurses); repeatable",
+)
+@click.option(
+    "encodings",
+    "--encoding",
+    multiple=True,
+    help="Encodings to try, in order, for --files (default: utf-8, then latin-1)",
+)
+@click.option("--binary", is_flag=True, help="Embed --files as binary data")
+@click.option("--sql", help="Read items with this SQL query against --database")
+@click.option(
+    "--attach",
+    type=(str, click.Path(dir_okay=False)),
+    multiple=True,
+    help="Attach a database for --sql: ALIAS FILE; repeatable",
+)
+@click.option("--id-column", help="Column holding the ID (default: 'id', else the first)")
+@click.option(
+    "content_columns",
+    "--content-column",
+    multiple=True,
+    help="Column to embed; repeatable (default: every other column)",
+)
+@click.option(
+    "metadata_columns",
+    "--metadata-column",
+    multiple=True,
+    help="Column to store as metadata instead of embedding it; repeatable",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), help="Items per batch (and transaction)")
+@click.option("--prefix", default="", help="Prefix to add to every ID")
+@click.option("--prepend", help="Text to put before every content before embedding")
+@model_option
+@click.option("--store", is_flag=True, help="Store the text itself in the database")
+@click.option("-q", "--quiet", is_flag=True, help="Do not print the summary line")
+@database_option
+def embed_multi(
+    collection: str,
+    input_path: str | None,
+    format_: str | None,
+    files: tuple[tuple[str, str], ...],
+    encodings: tuple[str, ...],
+    binary: bool,
+    sql: str | None,
+    attach: tuple[tuple[str, str], ...],
+    id_column: str | None,
+    content_columns: tuple[str, ...],
+    metadata_columns: tuple[str, ...],
+    batch_size: int | None,
+    prefix: str,
+    prepend: str | None,
+    model: str | None,
+    store: bool,
+    quiet: bool,
+    database: str | None,
+) -> None:
+    """Embed many items at once into COLLECTION.
+
+    \b
+    Items come from one of:
+      a CSV, TSV, JSON (array of objects) or newline-delimited JSON file, or - for stdin:
+        the 'id' column (else the first) is the ID, the other columns are the content;
+        a 'metadata' column holding a JSON object becomes the item's metadata
+      --files DIR GLOB: one item per file, ID = path relative to DIR
+      --sql QUERY: the first column (or 'id') is the ID, the others the content
+
+    \b
+    Unchanged items are not embedded again. Examples:
+      vibes embed-multi docs data.csv --store
+      cat items.jsonl | vibes embed-multi docs - --metadata-column url
+      vibes embed-multi docs --files docs '**/*.md' --store
+      vibes embed-multi posts --sql 'select id, title, body from posts' -d blog.db
+    """
+    from ..ingest import ColumnSpec, count_files, read_files, read_rows, read_sql, rows_to_items
+    from ..ingest.rows import open_input
+
+    sources = sum(bool(x) for x in (input_path, sql, files))
+    if sources != 1:
+        raise click.UsageError("Give exactly one of: an input file (or -), --sql, or --files")
+    if binary and not files:
+        raise click.UsageError("--binary works with --files only")
+    if binary and encodings:
+        raise click.UsageError("--binary cannot be used with --encoding")
+    if format_ and not input_path:
+        raise click.UsageError("--format applies to an input file only")
+    if attach and not sql:
+        raise click.UsageError("--attach applies to --sql only")
+    if files and (id_column or content_columns or metadata_columns):
+        raise click.UsageError("Column options apply to an input file or --sql, not --files")
+
+    show_progress = stderr_is_terminal() and not quiet
+    skipped_files: list[str] = []
+    db = open_database(database)
+    total: int | None = None
+    if files:
+        items: Any = read_files(
+            files,
+            encodings=encodings,
+            binary=binary,
+            prefix=prefix,
+            prepend=prepend,
+            on_skip=lambda path, why: skipped_files.append(path),
+        )
+        total = count_files(files) if show_progress else None
+    else:
+        spec = ColumnSpec(id_column, content_columns, metadata_columns)
+        if sql:
+            rows, total = read_sql(db.path, sql, attach)
+        else:
+            stream, name = open_input(input_path)  # type: ignore[arg-type]
+            encoding = encodings[0] if encodings else "utf-8-sig"
+            rows = read_rows(stream, name, format_, encoding)
+            if show_progress and input_path != "-":
+                with open(input_path, "rb") as counting:  # type: ignore[arg-type]
+                    total = sum(1 for _ in read_rows(counting, name, format_, encoding))
+        items = rows_to_items(rows, spec, prefix=prefix, prepend=prepend)
+
+    # Read the first item before creating the collection: bad input creates nothing.
+    first = next(items, None)
+    if first is None:
+        if not quiet:
+            click.echo("Nothing to embed: the input holds no items", err=True)
+        return
+    target = db.collection(collection, model)
+    saved = 0
+    bar = (
+        click.progressbar(length=total, label="Embedding", show_pos=True, file=sys.stderr)
+        if show_progress
+        else None
+    )
+
+    def on_batch(count: int, stats: Any) -> None:
+        nonlocal saved
+        saved = stats.total
+        if bar is not None:
+            bar.update(count)
+
+    try:
+        stats = target.embed_multi(
+            itertools.chain([first], items),
+            store=store,
+            batch_size=batch_size,
+            on_batch=on_batch,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"Interrupted: {saved} items were saved; run the same command again to resume"
+        ) from None
+    except VibesError as error:
+        kept = f" ({saved} items before it were saved; fix and re-run to resume)" if saved else ""
+        raise click.ClickException(f"{error}{kept}") from None
+    finally:
+        if bar is not None:
+            bar.render_finish()
+    if not quiet:
+        parts = [f"Embedded {stats.embedded}"]
+        if stats.reused:
+            parts.append(f"reused {stats.reused} identical")
+        if stats.updated:
+            parts.append(f"updated {stats.updated} (text or metadata)")
+        parts.append(f"skipped {stats.skipped} unchanged")
+        if skipped_files:
+            parts.append(f"skipped {len(skipped_files)} empty files")
+        click.echo(", ".join(parts) + f" in collection {collection!r}", err=True)
+
+
+@cli.command()
+@click.argument("collection")
+@click.argument("ids", nargs=-1, required=True)
+@database_option
+def delete(collection: str, ids: tuple[str, ...], database: str | None) -> None:
+    """Delete items from COLLECTION by ID (all or nothing).
+
+    \b
+    Example:
+      vibes delete docs README.md CHANGES.md
+    """
+    db = open_database(database)
+    deleted = db.collection(collection, create=False).delete_items(ids)
+    click.echo(f"Deleted {deleted} item{'s' if deleted != 1 else ''}", err=True)

@@ -1,0 +1,120 @@
+"""Options and output helpers shared by the commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import click
+
+from ..database import Database
+
+
+def database_option(function: Callable) -> Callable:
+    """``-d/--database``: a path, else ``$VIBES_DB``, else the default database."""
+    return click.option(
+        "-d",
+        "--database",
+        type=click.Path(dir_okay=False, allow_dash=False),
+        envvar="VIBES_DB",
+        help="Database file (default: $VIBES_DB, else the one 'vibes path' prints)",
+    )(function)
+
+
+def model_option(function: Callable) -> Callable:
+    return click.option("-m", "--model", envvar="VIBES_MODEL", help="Embedding model id or alias")(
+        function
+    )
+
+
+def table_option(function: Callable) -> Callable:
+    return click.option("--table", is_flag=True, help="Print an aligned table, not JSON lines")(
+        function
+    )
+
+
+def open_database(path: str | None) -> Database:
+    return Database(path or None)
+
+
+def emit_json_lines(rows: Iterable[dict[str, Any]]) -> None:
+    for row in rows:
+        click.echo(json.dumps(row, ensure_ascii=False))
+
+
+def emit_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    """An aligned plain-text table with a header row."""
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, (list, tuple)):
+            return ", ".join(str(v) for v in value)
+        return str(value)
+
+    cells = [[cell(row.get(column)) for column in columns] for row in rows]
+    widths = [max([len(column)] + [len(r[i]) for r in cells]) for i, column in enumerate(columns)]
+    lines = [columns, ["-" * w for w in widths], *cells]
+    for line in lines:
+        click.echo("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip())
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def parse_json_object(value: str | None, option: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise click.BadParameter(f"not valid JSON: {error.msg}", param_hint=option) from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object", param_hint=option)
+    return parsed
+
+
+class DefaultGroup(click.Group):
+    """A group that runs its default subcommand when none is named (``vibes collections``)."""
+
+    def __init__(self, *args: Any, default_command: str = "list", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.default_command = default_command
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args.insert(0, self.default_command)
+        return super().parse_args(ctx, args)
+
+
+def read_content(content: str | None, input_path: str | None, binary: bool) -> str | bytes:
+    """The text (or bytes) to embed: ``-c``, else ``-i FILE`` (``-`` is stdin), else stdin."""
+    if content is not None:
+        value: str | bytes = content
+    elif input_path not in (None, "-"):
+        try:
+            with open(input_path, "rb") as file:  # type: ignore[arg-type]
+                data = file.read()
+        except OSError as error:
+            raise click.ClickException(f"Cannot read {input_path}: {error.strerror}") from None
+        value = data if binary else _decode(data, input_path)  # type: ignore[arg-type]
+    else:
+        if input_path is None and sys.stdin.isatty():
+            raise click.UsageError("No content: give -c TEXT, -i FILE, or pipe it in")
+        data = sys.stdin.buffer.read()
+        value = data if binary else _decode(data, "stdin")
+    if value in ("", b"") or (isinstance(value, str) and not value.strip()):
+        raise click.ClickException("No content to embed: the input is empty")
+    return value
+
+
+def _decode(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise click.ClickException(
+            f"{name} is not valid UTF-8 text (use --binary for binary content)"
+        ) from None

@@ -1,0 +1,78 @@
+"""``vibes similar``: the items nearest in meaning to an item, a text or a file."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import click
+
+from ..errors import ModelMismatchError
+from . import cli
+from .options import database_option, emit_json_lines, model_option, open_database, read_content
+
+
+@cli.command()
+@click.argument("collection")
+@click.argument("id", required=False)
+@click.option("-c", "--content", help="Text to search for")
+@click.option(
+    "-i", "--input", "input_path", type=click.Path(allow_dash=True), help="File to search for"
+)
+@click.option("--binary", is_flag=True, help="Treat the input as binary data")
+@click.option("-n", "--number", default=10, show_default=True, help="How many results")
+@click.option("--prefix", help="Only IDs starting with this text (taken literally)")
+@click.option("-p", "--plain", is_flag=True, help="Readable text instead of JSON lines")
+@model_option
+@database_option
+def similar(
+    collection: str,
+    id: str | None,
+    content: str | None,
+    input_path: str | None,
+    binary: bool,
+    number: int,
+    prefix: str | None,
+    plain: bool,
+    model: str | None,
+    database: str | None,
+) -> None:
+    """Print the items of COLLECTION most similar to ID, or to -c TEXT / -i FILE.
+
+    One JSON object per line, best first: {"id", "score", "content", "metadata"}.
+
+    \b
+    Examples:
+      vibes similar docs -c 'sqlite backup tools' | jq .id
+      vibes similar docs README.md -n 3
+      vibes similar docs -i question.txt --plain
+    """
+    if number < 1:
+        raise click.BadParameter("must be at least 1", param_hint="'-n' / '--number'")
+    if id and (content is not None or input_path):
+        raise click.UsageError("Give an ID or -c/-i content, not both")
+    db = open_database(database)
+    target = db.collection(collection, create=False)
+    if model:
+        from ..models import get_model
+
+        wanted = get_model(model).model_id if model != target.model_id else model
+        if wanted != target.model_id:
+            raise ModelMismatchError(
+                f"Collection {collection!r} was embedded with {target.model_id}, not {wanted}"
+            )
+    if id:
+        results = target.similar_by_id(id, number, prefix=prefix)
+    else:
+        query = read_content(content, input_path, binary)
+        results = target.similar(query, number, prefix=prefix)
+    if not plain:
+        emit_json_lines(result.to_dict() for result in results)
+        return
+    for result in results:
+        click.echo(f"{result.id} ({result.score:.4f})")
+        if result.content:
+            click.echo(textwrap.indent(result.content, "  "))
+        if result.metadata:
+            click.echo(textwrap.indent(json.dumps(result.metadata), "  "))
+        click.echo("")

@@ -1,0 +1,421 @@
+"""A named collection of embeddings: writing items, and searching them by meaning."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from . import vectors as vector_format
+from .errors import (
+    DimensionMismatchError,
+    InputError,
+    ItemNotFoundError,
+    UnknownModelError,
+    VibesError,
+)
+from .models import EmbeddingModel, get_model
+from .store import CollectionRecord
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .database import Database
+
+DEFAULT_BATCH_SIZE = 100
+
+
+@dataclass
+class Item:
+    """One item to embed. ``vector`` given means it is stored as is, without the model."""
+
+    id: str
+    content: str | bytes | None = None
+    metadata: dict[str, Any] | None = None
+    vector: Sequence[float] | None = None
+
+
+@dataclass
+class Match:
+    """A search result: the item's id, its similarity score, stored content and metadata."""
+
+    id: str
+    score: float
+    content: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EmbedStats:
+    """What one :meth:`Collection.embed_multi` call did."""
+
+    #: Items whose content went through the model.
+    embedded: int = 0
+    #: Items stored with a vector taken from another item of identical content, or given.
+    reused: int = 0
+    #: Unchanged items whose stored content or metadata were refreshed (no embedding).
+    updated: int = 0
+    #: Unchanged items left as they were.
+    skipped: int = 0
+    #: Ids written, in order, of the items embedded or reused.
+    written_ids: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def total(self) -> int:
+        return self.embedded + self.reused + self.updated + self.skipped
+
+
+def as_item(value: Item | dict[str, Any] | tuple | list) -> Item:
+    """Accept an Item, a dict with id/content/metadata/vector keys, or an (id, content[,
+    metadata]) tuple."""
+    if isinstance(value, Item):
+        item = value
+    elif isinstance(value, dict):
+        unknown = set(value) - {"id", "content", "metadata", "vector"}
+        if unknown:
+            raise InputError(f"Unknown item keys: {', '.join(sorted(unknown))}")
+        item = Item(**value)
+    elif isinstance(value, (tuple, list)) and len(value) in (2, 3):
+        item = Item(*value)
+    else:
+        raise InputError(f"Cannot embed {value!r}: expected (id, content[, metadata])")
+    if item.id is None or str(item.id) == "":
+        raise InputError("An item has no id")
+    item.id = str(item.id)
+    if item.metadata is not None and not isinstance(item.metadata, dict):
+        raise InputError(f"Item {item.id!r}: metadata must be a JSON object")
+    if item.vector is None and (item.content is None or item.content in ("", b"")):
+        raise InputError(f"Item {item.id!r} has empty content")
+    return item
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class Collection:
+    """A collection of embeddings in a :class:`~vibes.Database`, all made by one model.
+
+    Get one with ``db.collection(name, model=...)``.
+    """
+
+    def __init__(
+        self, database: Database, record: CollectionRecord, model: EmbeddingModel | None = None
+    ) -> None:
+        self.database = database
+        self._record = record
+        self._model = model
+
+    def __repr__(self) -> str:
+        return f"<Collection {self.name!r} model={self.model_id!r}>"
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def id(self) -> int:
+        return self._record.id
+
+    @property
+    def model_id(self) -> str:
+        return self._record.model
+
+    @property
+    def dimensions(self) -> int | None:
+        """Length of the collection's vectors; None while it is empty and the model unloaded."""
+        if self._record.dimensions is None:
+            return self.database.store.sample_dimensions(self.id)
+        return self._record.dimensions
+
+    @property
+    def _store(self):
+        return self.database.store
+
+    def model(self) -> EmbeddingModel:
+        """The embedding model this collection was built with."""
+        if self._model is None:
+            try:
+                self._model = get_model(self.model_id)
+            except UnknownModelError:
+                raise UnknownModelError(
+                    f"Collection {self.name!r} uses model {self.model_id}, which is not "
+                    "installed (run 'vibes models' to list models)"
+                ) from None
+        return self._model
+
+    def count(self) -> int:
+        """Number of items in the collection."""
+        return self._store.count(self.id)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def embed(
+        self,
+        id: str,
+        content: str | bytes,
+        metadata: dict[str, Any] | None = None,
+        store: bool = False,
+    ) -> None:
+        """Embed ``content`` and store its vector under ``id`` (replacing any item there).
+
+        ``store=True`` keeps the content itself; ``metadata`` is a JSON-able dict.
+        """
+        self.embed_multi([Item(id, content, metadata)], store=store)
+
+    def embed_multi(
+        self,
+        items: Iterable[Item | dict[str, Any] | tuple],
+        *,
+        store: bool = False,
+        batch_size: int | None = None,
+        on_batch: Callable[[int, EmbedStats], None] | None = None,
+    ) -> EmbedStats:
+        """Embed many items, one transaction per batch; returns counts of what was done.
+
+        Items are :class:`Item` objects, dicts or ``(id, content[, metadata])`` tuples.
+        Items whose id and content are already stored are not embedded again (their stored
+        content and metadata are refreshed if they changed); identical content under another
+        id reuses the stored vector. A failure or Ctrl-C keeps every batch already committed,
+        so a re-run resumes where it stopped. ``on_batch(n, stats)`` is called after each batch.
+        """
+        if batch_size is not None and batch_size < 1:
+            raise VibesError("Batch size must be at least 1")
+        try:
+            model_limit = self.model().batch_size
+        except UnknownModelError:
+            model_limit = None  # the model is only needed if something must be embedded
+        limits = [limit for limit in (batch_size, model_limit) if limit]
+        size = min(limits) if limits else DEFAULT_BATCH_SIZE
+        stats = EmbedStats()
+        for batch in _batches((as_item(value) for value in items), size):
+            self._write_batch(batch, store, stats)
+            if on_batch is not None:
+                on_batch(len(batch), stats)
+        return stats
+
+    def _write_batch(self, batch: list[Item], store: bool, stats: EmbedStats) -> None:
+        import numpy as np
+
+        # The last occurrence of an id in a batch wins, as it would across batches.
+        by_id: dict[str, Item] = {}
+        for item in batch:
+            by_id.pop(item.id, None)
+            by_id[item.id] = item
+        items = list(by_id.values())
+        stats.skipped += len(batch) - len(items)
+        hashes = {
+            item.id: vector_format.content_hash(item.content if item.content is not None else "")
+            for item in items
+        }
+        existing = self._store.get_items(self.id, [item.id for item in items])
+        now = int(time.time())
+
+        refresh: list[tuple] = []
+        pending: list[Item] = []
+        for item in items:
+            old = existing.get(item.id)
+            if item.vector is None and old is not None and old.content_hash == hashes[item.id]:
+                row = self._refresh_row(item, old, store, now)
+                if row is None:
+                    stats.skipped += 1
+                else:
+                    refresh.append(row)
+                    stats.updated += 1
+            else:
+                pending.append(item)
+
+        vectors: dict[str, np.ndarray | bytes] = {}
+        given = [item for item in pending if item.vector is not None]
+        if given:
+            array = np.asarray([item.vector for item in given], dtype=np.float32)
+            self._check_vectors(array, [item.id for item in given], "Given")
+            vectors.update(zip((item.id for item in given), array))
+        to_embed = [item for item in pending if item.vector is None]
+        reusable = self._store.vectors_by_hash(self.id, [hashes[item.id] for item in to_embed])
+        first_with_hash: dict[bytes, Item] = {}
+        for item in to_embed:
+            content_hash = hashes[item.id]
+            if content_hash in reusable:
+                vectors[item.id] = reusable[content_hash]
+            else:
+                first_with_hash.setdefault(content_hash, item)
+        unique = list(first_with_hash.values())
+        if unique:
+            embedded = self._embed_documents([item.content for item in unique])
+            self._check_vectors(embedded, [item.id for item in unique], "Model")
+            by_hash = dict(zip(first_with_hash, embedded))
+            for item in to_embed:
+                if item.id not in vectors:
+                    vectors[item.id] = by_hash[hashes[item.id]]
+        stats.embedded += len(unique)
+        stats.reused += len(pending) - len(unique)
+
+        rows = []
+        for item in pending:
+            vector = vectors[item.id]
+            blob = vector if isinstance(vector, bytes) else vector_format.encode(vector)
+            text = item.content if store and isinstance(item.content, str) else None
+            binary = item.content if store and isinstance(item.content, bytes) else None
+            metadata = json.dumps(item.metadata) if item.metadata else None
+            rows.append((self.id, item.id, blob, text, binary, hashes[item.id], metadata, now))
+            stats.written_ids.append(item.id)
+        if not rows and not refresh:
+            return
+        with self._store.transaction() as conn:
+            if self._record.dimensions is None and rows:
+                dimensions = len(rows[0][2]) // 4
+                self._store.set_dimensions(self.id, dimensions)
+            self._store.upsert(conn, rows)
+            self._store.update_stored(conn, refresh)
+        if self._record.dimensions is None and rows:
+            self._record = self._store.get_collection(self.name) or self._record
+
+    def _refresh_row(self, item: Item, old: Any, store: bool, now: int) -> tuple | None:
+        """The update for an unchanged item whose stored content or metadata differ, or None."""
+        text = binary = None
+        if store and isinstance(item.content, str) and old.content != item.content:
+            text = item.content
+        if store and isinstance(item.content, bytes) and old.content_blob != item.content:
+            binary = item.content
+        metadata = None
+        if item.metadata:
+            encoded = json.dumps(item.metadata)
+            if encoded != old.metadata:
+                metadata = encoded
+        if text is None and binary is None and metadata is None:
+            return None
+        return (text, binary, metadata, now, self.id, item.id)
+
+    def _embed_documents(self, contents: list[Any]) -> np.ndarray:
+        import numpy as np
+
+        model = self.model()
+        if any(isinstance(c, bytes) for c in contents) and not model.supports_binary:
+            raise VibesError(f"Model {model.model_id} cannot embed binary content")
+        result = model.embed_batch(contents)
+        array = result if isinstance(result, np.ndarray) else np.asarray(list(result))
+        return array.astype(np.float32, copy=False)
+
+    def _check_vectors(self, array: np.ndarray, ids: list[str], source: str) -> None:
+        import numpy as np
+
+        if array.ndim != 2 or array.shape[0] != len(ids):
+            raise VibesError(
+                f"{source} vectors do not match the items: got {array.shape[0]} for {len(ids)}"
+            )
+        expected = self._record.dimensions
+        if expected is not None and array.shape[1] != expected:
+            raise DimensionMismatchError(
+                f"{source} vectors have {array.shape[1]} dimensions; collection {self.name!r} "
+                f"holds {expected}-dimensional vectors"
+            )
+        finite = np.isfinite(array).all(axis=1)
+        if not finite.all():
+            bad = ids[int(np.argmin(finite))]
+            raise VibesError(f"{source} vector for item {bad!r} contains NaN or infinity")
+        nonzero = np.any(array != 0, axis=1)
+        if not nonzero.all():
+            bad = ids[int(np.argmin(nonzero))]
+            raise VibesError(f"{source} vector for item {bad!r} is all zeros")
+
+    def delete_items(self, ids: Sequence[str]) -> int:
+        """Delete items by id, all or none: raises if any id is missing. Returns the count."""
+        ids = list(dict.fromkeys(ids))
+        found = self._store.get_items(self.id, ids)
+        missing = [item_id for item_id in ids if item_id not in found]
+        if missing:
+            raise ItemNotFoundError(
+                f"Not in collection {self.name!r}: {', '.join(repr(m) for m in missing)}"
+            )
+        return self._store.delete_items(self.id, ids)
+
+    def delete(self) -> None:
+        """Delete the collection and every item in it."""
+        self._store.delete_collection(self.id)
+        self.database._forget_index(self.id)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get(self, id: str) -> Match | None:
+        """The stored item ``id`` (score 1.0), or None."""
+        found = self._store.get_items(self.id, [id]).get(id)
+        if found is None:
+            return None
+        return Match(id, 1.0, found.content, json.loads(found.metadata) if found.metadata else None)
+
+    def vector(self, id: str) -> list[float]:
+        """The stored vector of item ``id``."""
+        blob = self._store.get_vector(self.id, id)
+        if blob is None:
+            raise ItemNotFoundError(f"No item {id!r} in collection {self.name!r}")
+        return vector_format.decode(blob)
+
+    def items(self, *, vectors: bool = False) -> Iterator[dict[str, Any]]:
+        """Every item as a dict of id, content, metadata (and vector), ordered by id."""
+        for row in self._store.iter_items(self.id, with_vectors=vectors):
+            item: dict[str, Any] = {
+                "id": row[0],
+                "content": row[1],
+                "metadata": json.loads(row[3]) if row[3] else None,
+            }
+            if vectors:
+                item["vector"] = vector_format.decode(row[4])
+            yield item
+
+    def similar(
+        self, content: str | bytes, n: int = 10, *, prefix: str | None = None
+    ) -> list[Match]:
+        """The ``n`` items most similar to ``content``, best first."""
+        if content is None or content in ("", b""):
+            raise InputError("No content to search for")
+        import numpy as np
+
+        model = self.model()
+        if isinstance(content, bytes) and not model.supports_binary:
+            raise VibesError(f"Model {model.model_id} cannot embed binary content")
+        result = model.embed_query_batch([content])
+        vector = np.asarray(result if isinstance(result, np.ndarray) else list(result))[0]
+        return self.similar_by_vector(vector, n, prefix=prefix)
+
+    def similar_by_id(self, id: str, n: int = 10, *, prefix: str | None = None) -> list[Match]:
+        """The ``n`` items most similar to the stored item ``id`` (itself left out)."""
+        return self.similar_by_vector(self.vector(id), n, skip_id=id, prefix=prefix)
+
+    def similar_by_vector(
+        self,
+        vector: Sequence[float],
+        n: int = 10,
+        *,
+        skip_id: str | None = None,
+        prefix: str | None = None,
+    ) -> list[Match]:
+        """The ``n`` items most similar to ``vector`` by cosine similarity, best first.
+
+        ``prefix`` keeps ids starting with it (literally); ``skip_id`` leaves one out.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise VibesError(f"The number of results must be a positive integer, not {n!r}")
+        index = self.database._exact_index(self)
+        if index is None:
+            return []
+        hits = index.search(vector, n, skip_id=skip_id, prefix=prefix)
+        stored = self._store.get_items(self.id, [item_id for item_id, _ in hits])
+        results = []
+        for item_id, score in hits:
+            found = stored.get(item_id)
+            content = found.content if found else None
+            metadata = json.loads(found.metadata) if found and found.metadata else None
+            results.append(Match(item_id, score, content, metadata))
+        return results

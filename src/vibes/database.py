@@ -1,0 +1,131 @@
+"""The entry point of the Python API: a database file holding collections."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .collection import Collection
+from .config import default_database_path
+from .errors import ModelMismatchError, UnknownCollectionError, VibesError
+from .models import EmbeddingModel, get_model
+from .store import SQLiteStore
+
+if TYPE_CHECKING:
+    from .index import ExactIndex
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection as listed: its name, model, item count and vector dimensions."""
+
+    name: str
+    model: str
+    count: int
+    dimensions: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Database:
+    """A vibes database: one SQLite file, readable by ``llm`` too.
+
+    ``Database()`` opens the default database (``$VIBES_DB``, else ``embeddings.db`` in
+    the user data directory); ``Database("docs.db")`` opens or creates that file.
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        if path is None:
+            path = default_database_path()
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.store = SQLiteStore(path)
+        # collection id -> (data version it was built at, index)
+        self._indexes: dict[int, tuple[tuple[int, int], ExactIndex]] = {}
+
+    @property
+    def path(self) -> str:
+        return self.store.path
+
+    def __repr__(self) -> str:
+        return f"<Database {self.path!r}>"
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._indexes.clear()
+        self.store.close()
+
+    def collection(
+        self,
+        name: str,
+        model: str | EmbeddingModel | None = None,
+        *,
+        create: bool = True,
+    ) -> Collection:
+        """The collection called ``name``, created with ``model`` if it does not exist.
+
+        ``model`` is a model id, an alias or an :class:`EmbeddingModel`; None means the
+        collection's own model, or the default model for a new collection. Naming a model
+        other than an existing collection's raises :class:`ModelMismatchError`.
+        """
+        if not name:
+            raise VibesError("A collection needs a name")
+        record = self.store.get_collection(name)
+        if record is not None:
+            model_object = None
+            if isinstance(model, EmbeddingModel):
+                model_object = model
+                model_id = model.model_id
+            elif model is not None and model != record.model:
+                model_object = get_model(model)
+                model_id = model_object.model_id
+            else:
+                model_id = record.model
+            if model_id != record.model:
+                raise ModelMismatchError(
+                    f"Collection {name!r} uses model {record.model}, not {model_id}"
+                )
+            return Collection(self, record, model_object)
+        if not create:
+            raise UnknownCollectionError(
+                f"Collection {name!r} does not exist in {self.path} "
+                "(run 'vibes collections' to list them)"
+            )
+        model_object = model if isinstance(model, EmbeddingModel) else get_model(model)
+        record = self.store.create_collection(name, model_object.model_id, model_object.dimensions)
+        return Collection(self, record, model_object)
+
+    def has_collection(self, name: str) -> bool:
+        """Whether a collection called ``name`` exists."""
+        return self.store.get_collection(name) is not None
+
+    def collections(self) -> list[CollectionInfo]:
+        """Every collection with its model, item count and dimensions, by name."""
+        return [CollectionInfo(**row) for row in self.store.list_collections()]  # type: ignore[arg-type]
+
+    def _exact_index(self, collection: Collection) -> ExactIndex | None:
+        """The collection's vectors as a matrix, rebuilt only after a write by anyone."""
+        from .index import ExactIndex
+
+        version = self.store.data_version()
+        cached = self._indexes.get(collection.id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        ids, blobs = self.store.load_vectors(collection.id)
+        if not ids:
+            self._indexes.pop(collection.id, None)
+            return None
+        dimensions = collection.dimensions or len(blobs[0]) // 4
+        index = ExactIndex(ids, blobs, dimensions)
+        self._indexes[collection.id] = (version, index)
+        return index
+
+    def _forget_index(self, collection_id: int) -> None:
+        self._indexes.pop(collection_id, None)

@@ -1,0 +1,212 @@
+"""Rows from CSV, TSV, a JSON array or newline-delimited JSON, and their conversion to items.
+
+A row is a ``(location, values)`` pair: ``location`` ("data.csv line 7") names it in errors.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from ..collection import Item
+from ..errors import InputError
+
+FORMATS = ("csv", "tsv", "json", "nl")
+_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv"}
+
+# Columns with these names carry an item's metadata and vector rather than its content, so
+# that `vibes collections export` output reads back as it was written.
+METADATA_COLUMN = "metadata"
+VECTOR_COLUMN = "embedding"
+
+Row = tuple[str, dict[str, Any]]
+
+
+def detect_format(head: bytes, filename: str | None = None) -> str:
+    """Guess the format from the file's extension, else from its first bytes."""
+    if filename:
+        for extension, name in _EXTENSIONS.items():
+            if filename.lower().endswith(extension):
+                return name
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b"["):
+        return "json"
+    if text.startswith(b"{"):
+        return "nl"
+    first_line = text.split(b"\n", 1)[0]
+    return "tsv" if first_line.count(b"\t") > first_line.count(b",") else "csv"
+
+
+def read_rows(
+    stream: IO[bytes], name: str, format: str | None = None, encoding: str = "utf-8-sig"
+) -> Iterator[Row]:
+    """Rows from a binary stream, in ``format`` or the detected one."""
+    buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
+    if format is None:
+        format = detect_format(buffered.peek(65536)[:65536], name)  # type: ignore[union-attr]
+    if format not in FORMATS:
+        raise InputError(f"Unknown format {format!r}: use one of {', '.join(FORMATS)}")
+    text = io.TextIOWrapper(buffered, encoding=encoding, newline="")  # type: ignore[arg-type]
+    readers = {"csv": _read_csv, "tsv": _read_csv, "json": _read_json, "nl": _read_nl}
+    reader = readers[format](text, name, "\t" if format == "tsv" else ",")
+    try:
+        yield from reader
+    except UnicodeDecodeError as error:
+        raise InputError(f"{name}: not valid {encoding} text ({error.reason})") from None
+
+
+def _read_csv(text: IO[str], name: str, delimiter: str) -> Iterator[Row]:
+    csv.field_size_limit(2**31 - 1)  # whole documents can sit in one field
+    reader = csv.reader(text, delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        if len(set(header)) != len(header):
+            raise InputError(f"{name} line 1: the header repeats a column name")
+        for row in reader:
+            if not row:
+                continue  # blank line
+            location = f"{name} line {reader.line_num}"
+            if len(row) != len(header):
+                raise InputError(f"{location}: {len(row)} fields, but the header has {len(header)}")
+            yield location, dict(zip(header, row))
+    except csv.Error as error:
+        raise InputError(f"{name} line {reader.line_num}: malformed CSV: {error}") from None
+
+
+def _read_json(text: IO[str], name: str, _delimiter: str) -> Iterator[Row]:
+    try:
+        data = json.load(text)
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"{name} line {error.lineno} column {error.colno}: invalid JSON: {error.msg}"
+        ) from None
+    if not isinstance(data, list):
+        raise InputError(f"{name}: expected a JSON array of objects")
+    for number, value in enumerate(data, 1):
+        location = f"{name} item {number}"
+        if not isinstance(value, dict):
+            raise InputError(f"{location}: expected a JSON object")
+        yield location, value
+
+
+def _read_nl(text: IO[str], name: str, _delimiter: str) -> Iterator[Row]:
+    for number, line in enumerate(text, 1):
+        if not line.strip():
+            continue
+        location = f"{name} line {number}"
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{location}: invalid JSON: {error.msg}") from None
+        if not isinstance(value, dict):
+            raise InputError(f"{location}: expected a JSON object")
+        yield location, value
+
+
+def open_input(path: str) -> tuple[IO[bytes], str]:
+    """A binary stream and a display name for a path, ``-`` meaning standard input."""
+    if path == "-":
+        return sys.stdin.buffer, "stdin"
+    try:
+        return open(path, "rb"), path
+    except OSError as error:
+        raise InputError(f"Cannot read {path}: {error.strerror}") from None
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """Which columns make an item: the id, the content and the metadata.
+
+    With no ``content_columns``, every column but the id and metadata ones is content,
+    joined with spaces in column order (as ``llm embed-multi`` does).
+    """
+
+    id_column: str | None = None
+    content_columns: tuple[str, ...] = ()
+    metadata_columns: tuple[str, ...] = ()
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _parse_json_cell(value: Any, location: str, column: str, kind: type) -> Any:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise InputError(f"{location}: column {column!r} is not valid JSON") from None
+    if not isinstance(value, kind):
+        raise InputError(f"{location}: column {column!r} must hold a JSON {kind.__name__}")
+    return value
+
+
+def rows_to_items(
+    rows: Iterable[Row],
+    spec: ColumnSpec = ColumnSpec(),
+    *,
+    prefix: str = "",
+    prepend: str | None = None,
+) -> Iterator[Item]:
+    """Items from rows: validated, with ``prefix`` on ids and ``prepend`` on content."""
+    checked = False
+    for location, values in rows:
+        if not values:
+            raise InputError(f"{location}: empty row")
+        keys = list(values)
+        if not checked:
+            named = [spec.id_column] if spec.id_column else []
+            for column in (*named, *spec.content_columns, *spec.metadata_columns):
+                if column not in values:
+                    raise InputError(
+                        f"{location}: no column named {column!r} (columns: {', '.join(keys)})"
+                    )
+            checked = True
+        id_column = spec.id_column or ("id" if "id" in values else keys[0])
+        raw_id = values.get(id_column)
+        if raw_id is None or _as_text(raw_id).strip() == "":
+            raise InputError(f"{location}: row has no id")
+        item_id = prefix + _as_text(raw_id)
+
+        metadata: dict[str, Any] = {}
+        special = set()
+        if METADATA_COLUMN in values and METADATA_COLUMN not in spec.content_columns:
+            special.add(METADATA_COLUMN)
+            if values[METADATA_COLUMN] not in (None, ""):
+                metadata.update(
+                    _parse_json_cell(values[METADATA_COLUMN], location, METADATA_COLUMN, dict)
+                )
+        vector = None
+        if VECTOR_COLUMN in values and VECTOR_COLUMN not in spec.content_columns:
+            special.add(VECTOR_COLUMN)
+            if values[VECTOR_COLUMN] not in (None, ""):
+                vector = _parse_json_cell(values[VECTOR_COLUMN], location, VECTOR_COLUMN, list)
+                if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vector):
+                    raise InputError(f"{location}: column 'embedding' must hold numbers")
+        for column in spec.metadata_columns:
+            if column in values:
+                metadata[column] = values[column]
+
+        excluded = {id_column, *spec.metadata_columns, *special}
+        columns = spec.content_columns or [key for key in keys if key not in excluded]
+        content = " ".join(_as_text(values.get(column)) for column in columns)
+        if not content.strip():
+            if vector is None:
+                raise InputError(f"{location}: item {item_id!r} has empty content")
+            content = ""
+        elif prepend:
+            content = prepend + content
+        yield Item(item_id, content, metadata or None, vector)

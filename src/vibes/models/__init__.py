@@ -1,0 +1,87 @@
+"""The embedding model registry: models come from plugins through ``register_embedding_models``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import load_settings, save_settings
+from ..errors import UnknownModelError, VibesError
+from .base import EmbeddingModel, Vector
+
+DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+__all__ = [
+    "DEFAULT_MODEL_ID",
+    "EmbeddingModel",
+    "RegisteredModel",
+    "Vector",
+    "default_model_id",
+    "get_model",
+    "registered_models",
+    "set_default_model",
+]
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A model as registered by a plugin, with its aliases."""
+
+    model: EmbeddingModel
+    aliases: tuple[str, ...] = ()
+
+
+_registry: list[RegisteredModel] | None = None
+
+
+def registered_models() -> list[RegisteredModel]:
+    """Every model the built-in and installed plugins register, in registration order."""
+    global _registry
+    if _registry is None:
+        from ..plugins import get_plugin_manager
+
+        found: list[RegisteredModel] = []
+
+        def register(model: EmbeddingModel, aliases: tuple[str, ...] | list[str] = ()) -> None:
+            if not getattr(model, "model_id", None):
+                raise VibesError(f"Plugin registered a model without a model_id: {model!r}")
+            found.append(RegisteredModel(model, tuple(aliases)))
+
+        get_plugin_manager().hook.register_embedding_models(register=register)
+        _registry = found
+    return _registry
+
+
+def _reset_registry() -> None:
+    """Forget the registered models, so the next lookup asks the plugins again."""
+    global _registry
+    _registry = None
+
+
+def get_model(name: str | None = None) -> EmbeddingModel:
+    """The model registered under ``name`` (an id or an alias); the default model for None."""
+    wanted = name or default_model_id()
+    for entry in registered_models():
+        if entry.model.model_id == wanted:
+            return entry.model
+    for entry in registered_models():
+        if wanted in entry.aliases:
+            return entry.model
+    raise UnknownModelError(f"Unknown embedding model: {wanted} (run 'vibes models' to list them)")
+
+
+def default_model_id() -> str:
+    """The model used when none is named: the user's choice, else all-MiniLM-L6-v2."""
+    return load_settings().get("default_model") or DEFAULT_MODEL_ID
+
+
+def set_default_model(name: str | None) -> str:
+    """Make ``name`` the default model (None restores the built-in default); returns its id."""
+    settings = load_settings()
+    if name is None:
+        settings.pop("default_model", None)
+        model_id = DEFAULT_MODEL_ID
+    else:
+        model_id = get_model(name).model_id
+        settings["default_model"] = model_id
+    save_settings(settings)
+    return model_id

