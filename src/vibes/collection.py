@@ -253,7 +253,7 @@ class Collection:
                 first_with_hash.setdefault(content_hash, item)
         unique = list(first_with_hash.values())
         if unique:
-            embedded = self._embed_documents([item.content for item in unique])
+            embedded = self._embed([item.content for item in unique])
             self._check_vectors(embedded, [item.id for item in unique], "Model")
             by_hash = dict(zip(first_with_hash, embedded))
             for item in to_embed:
@@ -298,14 +298,23 @@ class Collection:
             return None
         return (text, binary, metadata, now, self.id, item.id)
 
-    def _embed_documents(self, contents: list[Any]) -> np.ndarray:
+    def _embed(self, contents: list[Any], *, query: bool = False) -> np.ndarray:
+        """Run the model over ``contents``; its failures become one-line VibesErrors."""
         import numpy as np
 
         model = self.model()
         if any(isinstance(c, bytes) for c in contents) and not model.supports_binary:
             raise VibesError(f"Model {model.model_id} cannot embed binary content")
-        result = model.embed_batch(contents)
-        array = result if isinstance(result, np.ndarray) else np.asarray(list(result))
+        embed = model.embed_query_batch if query else model.embed_batch
+        try:
+            result = embed(contents)
+            array = result if isinstance(result, np.ndarray) else np.asarray(list(result))
+        except (VibesError, KeyboardInterrupt):
+            raise
+        except Exception as error:  # a plugin's failure, reported without a traceback
+            raise VibesError(
+                f"Model {model.model_id} failed: {type(error).__name__}: {error}"
+            ) from error
         return array.astype(np.float32, copy=False)
 
     def _check_vectors(self, array: np.ndarray, ids: list[str], source: str) -> None:
@@ -380,13 +389,7 @@ class Collection:
         """The ``n`` items most similar to ``content``, best first."""
         if content is None or content in ("", b""):
             raise InputError("No content to search for")
-        import numpy as np
-
-        model = self.model()
-        if isinstance(content, bytes) and not model.supports_binary:
-            raise VibesError(f"Model {model.model_id} cannot embed binary content")
-        result = model.embed_query_batch([content])
-        vector = np.asarray(result if isinstance(result, np.ndarray) else list(result))[0]
+        vector = self._embed([content], query=True)[0]
         return self.similar_by_vector(vector, n, prefix=prefix)
 
     def similar_by_id(self, id: str, n: int = 10, *, prefix: str | None = None) -> list[Match]:

@@ -83,9 +83,9 @@ class SentenceTransformerModel(EmbeddingModel):
                 f"Model {self.model_id} could not be loaded from {path}: {first_line}"
             ) from None
         # sentence-transformers 5.x renamed the method; older releases only have the old name.
-        get_dimension = getattr(model, "get_embedding_dimension", None) or getattr(
-            model, "get_sentence_embedding_dimension"
-        )
+        get_dimension = getattr(model, "get_embedding_dimension", None)
+        if get_dimension is None:
+            get_dimension = model.get_sentence_embedding_dimension
         dimensions = get_dimension()
         if self.dimensions is not None and dimensions != self.dimensions:
             raise VibesError(

@@ -1,0 +1,101 @@
+"""Shared fixtures: an isolated user directory, the test plugin, and ways to run vibes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import vibes
+from vibes import models, plugins
+from vibes.cli import cli
+
+PLUGIN_SOURCE = Path(__file__).parent / "plugin_src" / "vibes_test_plugin.py"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """Each test gets its own user directory and no default database from the outside."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("VIBES_HOME", str(home))
+    monkeypatch.setenv("LLM_USER_PATH", str(tmp_path / "llm-home"))
+    for name in ("VIBES_DB", "VIBES_MODEL", "VIBES_TEST_DELAY", "VIBES_TEST_LOG"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory) -> Path:
+    """A directory holding the test plugin as an installed distribution with an entry point."""
+    site = tmp_path_factory.mktemp("site")
+    shutil.copy(PLUGIN_SOURCE, site / PLUGIN_SOURCE.name)
+    dist_info = site / "vibes_test_plugin-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: vibes-test-plugin\nVersion: 0.1\n"
+    )
+    (dist_info / "entry_points.txt").write_text("[vibes]\nvibes_test_plugin = vibes_test_plugin\n")
+    return site
+
+
+def _reset_plugins() -> None:
+    plugins._manager = None
+    models._reset_registry()
+
+
+@pytest.fixture
+def test_plugin(plugin_site, monkeypatch):
+    """Install the test plugin for this process and for subprocesses started by `run`."""
+    monkeypatch.syspath_prepend(str(plugin_site))
+    existing = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", str(plugin_site) + (os.pathsep + existing if existing else ""))
+    _reset_plugins()
+    yield plugin_site
+    _reset_plugins()
+
+
+@pytest.fixture
+def db_path(tmp_path) -> str:
+    return str(tmp_path / "test.db")
+
+
+@pytest.fixture
+def invoke():
+    """Run a vibes command in this process; returns click's Result."""
+
+    def run(args, input=None, **kwargs):
+        runner = CliRunner()
+        return runner.invoke(cli, [str(a) for a in args], input=input, **kwargs)
+
+    return run
+
+
+@pytest.fixture
+def run():
+    """Run `python -m vibes` as a real process; returns the CompletedProcess."""
+
+    def run_process(args, input=None, env=None, **kwargs):
+        return subprocess.run(
+            [sys.executable, "-m", "vibes", *[str(a) for a in args]],
+            input=input,
+            capture_output=True,
+            text=isinstance(input, str) or input is None,
+            env={**os.environ, **(env or {})},
+            timeout=300,
+            **kwargs,
+        )
+
+    return run_process
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The real default model, loaded once for the whole session."""
+    model = vibes.get_model("minilm")
+    model.embed("warm up")
+    return model
