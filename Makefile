@@ -25,7 +25,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 demo: install
-	$(BIN)/python examples/stdlib_demo.py
+	bash examples/demo.sh
 
 bench: install
 	$(BIN)/python bench/bench_embed_multi.py

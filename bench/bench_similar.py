@@ -1,0 +1,104 @@
+"""`similar` over 100,000 stored 384-dimension vectors: vibes against llm 0.36.
+
+Both read the same SQLite file. llm's ``Collection.similar_by_vector`` decodes and scores
+every row in Python; vibes scores one float32 matrix with BLAS. vibes is measured three
+ways: warm (the matrix kept in the process, as in a server or notebook), cold (a new
+``Database`` whose first query reads every vector), and the ``vibes similar`` command
+(a whole new process, model-free query by ID).
+
+    python bench/bench_similar.py [--size N] [--llm-queries Q]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def clustered_vectors(count: int, dimensions: int, seed: int = 0) -> np.ndarray:
+    """Vectors around 100 random centres: closer to real embeddings than uniform noise."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(100, dimensions))
+    vectors = centres[rng.integers(0, 100, count)] + 0.35 * rng.normal(size=(count, dimensions))
+    return vectors.astype(np.float32)
+
+
+def timed(function, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--llm-queries", type=int, default=3)
+    args = parser.parse_args()
+
+    import llm
+    import sqlite_utils
+
+    import vibes
+
+    vectors = clustered_vectors(args.size, 384)
+    queries = clustered_vectors(200, 384, seed=1)
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "bench.db"
+        db = vibes.Database(path)
+        collection = db.collection("bench", model="minilm")
+        start = time.perf_counter()
+        collection.embed_multi(
+            ({"id": f"item-{i}", "vector": v} for i, v in enumerate(vectors)), batch_size=5000
+        )
+        print(f"stored {args.size} x 384 vectors in {time.perf_counter() - start:.1f} s")
+
+        llm_collection = llm.Collection("bench", sqlite_utils.Database(path))
+        llm_times = timed(
+            lambda: llm_collection.similar_by_vector(queries[0].tolist(), 10), args.llm_queries
+        )
+        # Same answer from both, before any speed is compared.
+        expected = [e.id for e in llm_collection.similar_by_vector(queries[0].tolist(), 10)]
+        assert [m.id for m in collection.similar_by_vector(queries[0], 10)] == expected
+
+        def cold() -> None:
+            fresh = vibes.Database(path)
+            fresh.collection("bench").similar_by_vector(queries[0], 10)
+            fresh.close()
+
+        cold_times = timed(cold, 5)
+        collection.similar_by_vector(queries[0], 10)  # load once
+        position = iter(range(10**9))
+        warm_times = timed(
+            lambda: collection.similar_by_vector(queries[next(position) % len(queries)], 10), 200
+        )
+        command = [sys.executable, "-m", "vibes", "similar", "bench", "item-0", "-d", str(path)]
+        env = {**os.environ, "VIBES_DISABLE_PLUGINS": "1"}
+        cli_times = timed(
+            lambda: subprocess.run(command, check=True, capture_output=True, env=env), 5
+        )
+
+    llm_median = statistics.median(llm_times)
+    rows = [
+        ("llm 0.36 Collection.similar_by_vector", llm_median),
+        ("vibes, warm (matrix kept in process)", statistics.median(warm_times)),
+        ("vibes, cold (new Database, reads all)", statistics.median(cold_times)),
+        ("vibes similar ID (whole new process)", statistics.median(cli_times)),
+    ]
+    print(f"{args.size} vectors x 384 dimensions, top 10, median of runs")
+    for name, seconds in rows:
+        print(f"  {name:<40} {seconds * 1000:10.2f} ms   {llm_median / seconds:8.1f}x llm")
+
+
+if __name__ == "__main__":
+    main()
