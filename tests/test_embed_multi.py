@@ -263,3 +263,37 @@ def test_python_api_embed_multi_accepts_tuples_dicts_and_items(db_path, test_plu
     assert collection.get("m").metadata == {"k": 1}
     assert collection.get("d").content == "a dict"
     assert collection.count() == 4
+
+
+def test_progress_bar_with_count_and_eta_on_a_terminal_only(tmp_path, db_path, test_plugin, run):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    data = tmp_path / "items.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "t": f"text {i}"}) + "\n" for i in range(50)))
+    command = [sys.executable, "-m", "vibes", "embed-multi", "c", str(data), "-m", "hash"]
+    command += ["--batch-size", "10", "-d", db_path]
+    leader, follower = pty.openpty()
+    env = {**os.environ, "VIBES_TEST_DELAY": "0.05", "COLUMNS": "120"}
+    process = subprocess.Popen(command, stderr=follower, stdout=subprocess.PIPE, env=env)
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed when the process exited
+            break
+        if not chunk:
+            break
+        output += chunk
+    process.wait(timeout=60)
+    os.close(leader)
+    text = output.decode()
+    assert process.returncode == 0, text
+    assert "Embedding" in text and "50/50" in text
+    assert "Embedded 50" in text
+    # Not a terminal: no progress bar, just the summary line.
+    piped = run(["embed-multi", "c2", data, "-m", "hash", "-d", db_path])
+    assert piped.stderr.strip().splitlines() == ["Embedded 50, skipped 0 unchanged in collection 'c2'"]
