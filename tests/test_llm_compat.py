@@ -34,7 +34,8 @@ def test_schema_is_exactly_what_llm_creates(tmp_path, db_path, test_plugin):
         conn = sqlite3.connect(path)
         return {
             name: conn.execute(
-                "select sql from sqlite_master where name = ? or tbl_name = ? order by name",
+                "select sql from sqlite_master where type in ('table', 'index') "
+                "and (name = ? or tbl_name = ?) order by name",
                 (name, name),
             ).fetchall()
             for name in tables

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,7 @@ from .errors import (
     UnknownModelError,
     VibesError,
 )
+from .index.manager import EXACT_FILTER_LIMIT
 from .models import EmbeddingModel, get_model
 from .store import CollectionRecord
 
@@ -130,6 +132,11 @@ class Collection:
         return self._record.model
 
     @property
+    def distance(self) -> str:
+        """How vectors are compared: ``cosine`` (the default), ``dot`` or ``euclidean``."""
+        return self._record.distance
+
+    @property
     def dimensions(self) -> int | None:
         """Length of the collection's vectors; None while it is empty and the model unloaded."""
         if self._record.dimensions is None:
@@ -203,6 +210,8 @@ class Collection:
             self._write_batch(batch, store, stats)
             if on_batch is not None:
                 on_batch(len(batch), stats)
+        if stats.embedded or stats.reused:
+            self.database.indexes.maintain(self)
         return stats
 
     def _write_batch(self, batch: list[Item], store: bool, stats: EmbedStats) -> None:
@@ -348,12 +357,16 @@ class Collection:
             raise ItemNotFoundError(
                 f"Not in collection {self.name!r}: {', '.join(repr(m) for m in missing)}"
             )
-        return self._store.delete_items(self.id, ids)
+        deleted = self._store.delete_items(self.id, ids)
+        self.database.indexes.maintain(self)
+        return deleted
 
     def delete(self) -> None:
-        """Delete the collection and every item in it."""
+        """Delete the collection, every item in it, and its index."""
+        state = self._store.index_state(self.id)
         self._store.delete_collection(self.id)
         self.database._forget_index(self.id)
+        self.database.indexes.forget(self.id, state)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -383,42 +396,106 @@ class Collection:
                 item["vector"] = vector_format.decode(row[4])
             yield item
 
-    def similar(
-        self, content: str | bytes, n: int = 10, *, prefix: str | None = None
-    ) -> list[Match]:
-        """The ``n`` items most similar to ``content``, best first."""
-        if content is None or content in ("", b""):
-            raise InputError("No content to search for")
-        vector = self._embed([content], query=True)[0]
-        return self.similar_by_vector(vector, n, prefix=prefix)
+    def similar(self, content: str | bytes, n: int = 10, **options: Any) -> list[Match]:
+        """The ``n`` items most similar to ``content``, best first.
 
-    def similar_by_id(self, id: str, n: int = 10, *, prefix: str | None = None) -> list[Match]:
+        Options (for every ``similar*`` method): ``filters`` (expressions such as
+        ``"year>=2020"``, or a ``{key: value}`` dict), ``prefix`` (ids starting with it,
+        literally), ``where`` (an SQL condition on ``embeddings``), ``min_score``, and
+        ``exact=True`` to bypass the approximate index.
+        """
+        return self.similar_batch([content], n, **options)[0]
+
+    def similar_batch(
+        self, contents: Sequence[str | bytes], n: int = 10, **options: Any
+    ) -> list[list[Match]]:
+        """:meth:`similar` for many queries at once: one model call, one matrix product."""
+        for content in contents:
+            if content is None or content in ("", b""):
+                raise InputError("No content to search for")
+        if not contents:
+            return []
+        vectors = self._embed(list(contents), query=True)
+        return self.similar_by_vectors(vectors, n, **options)
+
+    def similar_by_id(self, id: str, n: int = 10, **options: Any) -> list[Match]:
         """The ``n`` items most similar to the stored item ``id`` (itself left out)."""
-        return self.similar_by_vector(self.vector(id), n, skip_id=id, prefix=prefix)
+        return self.similar_by_vector(self.vector(id), n, skip_id=id, **options)
 
     def similar_by_vector(
+        self, vector: Sequence[float], n: int = 10, *, skip_id: str | None = None, **options: Any
+    ) -> list[Match]:
+        """The ``n`` items most similar to ``vector``, best first; ``skip_id`` leaves one out."""
+        return self.similar_by_vectors([vector], n, skip_id=skip_id, **options)[0]
+
+    def similar_by_vectors(
         self,
-        vector: Sequence[float],
+        vectors: Sequence[Sequence[float]] | np.ndarray,
         n: int = 10,
         *,
-        skip_id: str | None = None,
+        filters: Sequence[str] | dict[str, Any] | None = None,
         prefix: str | None = None,
-    ) -> list[Match]:
-        """The ``n`` items most similar to ``vector`` by cosine similarity, best first.
+        where: str | None = None,
+        min_score: float | None = None,
+        exact: bool = False,
+        skip_id: str | None = None,
+    ) -> list[list[Match]]:
+        """The ``n`` most similar items for each of many query vectors, in one pass."""
+        import numpy as np
 
-        ``prefix`` keeps ids starting with it (literally); ``skip_id`` leaves one out.
-        """
+        from .index.exact import prepare_queries
+        from .index.filters import build_filter
+
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise VibesError(f"The number of results must be a positive integer, not {n!r}")
+        search_filter = build_filter(filters, prefix=prefix, where=where)
+        dimensions = self.dimensions
+        if dimensions is None:  # an empty collection
+            return [[] for _ in range(len(vectors))]
+        queries = prepare_queries(np.asarray(vectors, dtype=np.float32), dimensions, self.distance)
+        candidates = None
+        if search_filter:
+            try:
+                candidates = self._store.matching(self.id, search_filter.sql, search_filter.params)
+            except sqlite3.Error as error:
+                raise VibesError(f"Invalid filter: {error}") from None
+            if not candidates:
+                return [[] for _ in range(queries.shape[0])]
+        wanted = n + (1 if skip_id is not None else 0)
+        hits = None
+        indexes = self.database.indexes
+        live = None if exact else indexes.live(self)
+        if live is not None and (candidates is None or len(candidates) > EXACT_FILTER_LIMIT):
+            hits = indexes.search(live, queries, wanted, candidates)
+        if hits is None:
+            hits = self._exact_search(queries, wanted, candidates)
+        results = []
+        for pairs in hits:
+            pairs = [(i, score) for i, score in pairs if i != skip_id][:n]
+            if min_score is not None:
+                pairs = [(i, score) for i, score in pairs if score >= min_score]
+            results.append(pairs)
+        return self._matches(results)
+
+    def _exact_search(
+        self, queries: np.ndarray, n: int, candidates: list[tuple[int | None, str]] | None
+    ) -> list[list[tuple[str, float]]]:
         index = self.database._exact_index(self)
         if index is None:
-            return []
-        hits = index.search(vector, n, skip_id=skip_id, prefix=prefix)
-        stored = self._store.get_items(self.id, [item_id for item_id, _ in hits])
-        results = []
-        for item_id, score in hits:
-            found = stored.get(item_id)
-            content = found.content if found else None
-            metadata = json.loads(found.metadata) if found and found.metadata else None
-            results.append(Match(item_id, score, content, metadata))
-        return results
+            return [[] for _ in range(queries.shape[0])]
+        rows = None if candidates is None else index.positions([i for _, i in candidates])
+        return index.search_many(queries, n, rows=rows)
+
+    def _matches(self, results: list[list[tuple[str, float]]]) -> list[list[Match]]:
+        """Attach stored content and metadata to (id, score) results, in one query."""
+        stored = self._store.get_items(self.id, list({i for pairs in results for i, _ in pairs}))
+        output = []
+        for pairs in results:
+            matches = []
+            for item_id, score in pairs:
+                found = stored.get(item_id)
+                content = found.content if found else None
+                metadata = json.loads(found.metadata) if found and found.metadata else None
+                matches.append(Match(item_id, score, content, metadata))
+            output.append(matches)
+        return output

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 from .collection import Collection
 from .config import default_database_path
 from .errors import ModelMismatchError, UnknownCollectionError, VibesError
+from .index.manager import IndexManager
 from .models import EmbeddingModel, get_model
 from .store import SQLiteStore
 
 if TYPE_CHECKING:
-    from .index import ExactIndex
+    from .index.exact import ExactIndex
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Database:
             path = default_database_path()
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.store = SQLiteStore(path)
+        #: The approximate indexes of this database's collections.
+        self.indexes = IndexManager(self.store)
         # collection id -> (data version it was built at, index)
         self._indexes: dict[int, tuple[tuple[int, int], ExactIndex]] = {}
 
@@ -67,6 +70,7 @@ class Database:
         name: str,
         model: str | EmbeddingModel | None = None,
         *,
+        distance: str | None = None,
         create: bool = True,
     ) -> Collection:
         """The collection called ``name``, created with ``model`` if it does not exist.
@@ -74,11 +78,21 @@ class Database:
         ``model`` is a model id, an alias or an :class:`EmbeddingModel`; None means the
         collection's own model, or the default model for a new collection. Naming a model
         other than an existing collection's raises :class:`ModelMismatchError`.
+        ``distance`` (``cosine``, the default, ``dot`` or ``euclidean``) is chosen when the
+        collection is created and used by every search.
         """
+        from .index.exact import check_distance
+
         if not name:
             raise VibesError("A collection needs a name")
+        if distance is not None:
+            check_distance(distance)
         record = self.store.get_collection(name)
         if record is not None:
+            if distance is not None and distance != record.distance:
+                raise VibesError(
+                    f"Collection {name!r} uses {record.distance} distance, not {distance}"
+                )
             model_object = None
             if isinstance(model, EmbeddingModel):
                 model_object = model
@@ -99,7 +113,9 @@ class Database:
                 "(run 'vibes collections' to list them)"
             )
         model_object = model if isinstance(model, EmbeddingModel) else get_model(model)
-        record = self.store.create_collection(name, model_object.model_id, model_object.dimensions)
+        record = self.store.create_collection(
+            name, model_object.model_id, model_object.dimensions, distance or "cosine"
+        )
         return Collection(self, record, model_object)
 
     def has_collection(self, name: str) -> bool:
@@ -112,7 +128,7 @@ class Database:
 
     def _exact_index(self, collection: Collection) -> ExactIndex | None:
         """The collection's vectors as a matrix, rebuilt only after a write by anyone."""
-        from .index import ExactIndex
+        from .index.exact import ExactIndex
 
         version = self.store.data_version()
         cached = self._indexes.get(collection.id)
@@ -123,7 +139,7 @@ class Database:
             self._indexes.pop(collection.id, None)
             return None
         dimensions = collection.dimensions or len(blobs[0]) // 4
-        index = ExactIndex(ids, blobs, dimensions)
+        index = ExactIndex(ids, blobs, dimensions, collection.distance)
         self._indexes[collection.id] = (version, index)
         return index
 

@@ -43,8 +43,16 @@ def cli() -> None:
     """
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # Warnings (an index bypassed, say) are one line on stderr, without source lines.
+    click.echo(f"Warning: {message}", err=True)
+
+
 def main() -> None:
     """Console-script entry point."""
+    import warnings
+
+    warnings.showwarning = _show_warning
     try:
         cli.main(prog_name="vibes")
     except BrokenPipeError:
@@ -55,4 +63,4 @@ def main() -> None:
 
 
 # Register the commands (each module adds its own to `cli`).
-from . import collections, embed, models, similar  # noqa: E402,F401
+from . import collections, embed, index, models, similar  # noqa: E402,F401

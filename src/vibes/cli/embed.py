@@ -14,6 +14,7 @@ from ..errors import VibesError
 from . import Interrupted, cli
 from .options import (
     database_option,
+    distance_option,
     model_option,
     open_database,
     parse_json_object,
@@ -54,6 +55,7 @@ def _write_vector(vector: list[float], format: str) -> None:
 @click.option("--store", is_flag=True, help="Store the text itself in the database")
 @click.option("--metadata", help="JSON object to store as the item's metadata")
 @click.option("-f", "--format", "format_", type=click.Choice(OUTPUT_FORMATS), help="Output format")
+@distance_option
 @database_option
 def embed(
     collection: str | None,
@@ -65,6 +67,7 @@ def embed(
     store: bool,
     metadata: str | None,
     format_: str | None,
+    distance: str | None,
     database: str | None,
 ) -> None:
     """Embed text and print the vector, or store it in a collection under an ID.
@@ -77,13 +80,13 @@ def embed(
     """
     if collection and not id:
         raise click.UsageError("Give both COLLECTION and ID to store an embedding")
-    if (store or metadata) and not collection:
-        raise click.UsageError("--store and --metadata need COLLECTION and ID")
+    if (store or metadata or distance) and not collection:
+        raise click.UsageError("--store, --metadata and --distance need COLLECTION and ID")
     parsed_metadata = parse_json_object(metadata, "--metadata")
     value = read_content(content, input_path, binary)
     if collection:
         db = open_database(database)
-        target = db.collection(collection, model)
+        target = db.collection(collection, model, distance=distance)
         target.embed(id, value, metadata=parsed_metadata, store=store)  # type: ignore[arg-type]
         if format_:
             _write_vector(target.vector(id), format_)  # type: ignore[arg-type]
@@ -143,6 +146,7 @@ def embed(
 @model_option
 @click.option("--store", is_flag=True, help="Store the text itself in the database")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the summary line")
+@distance_option
 @database_option
 def embed_multi(
     collection: str,
@@ -162,6 +166,7 @@ def embed_multi(
     model: str | None,
     store: bool,
     quiet: bool,
+    distance: str | None,
     database: str | None,
 ) -> None:
     """Embed many items at once into COLLECTION.
@@ -231,7 +236,7 @@ def embed_multi(
         if not quiet:
             click.echo("Nothing to embed: the input holds no items", err=True)
         return
-    target = db.collection(collection, model)
+    target = db.collection(collection, model, distance=distance)
     saved = 0
     bar = (
         click.progressbar(length=total, label="Embedding", show_pos=True, file=sys.stderr)

@@ -36,7 +36,19 @@ def table_option(function: Callable) -> Callable:
 
 
 def open_database(path: str | None) -> Database:
-    return Database(path or None)
+    database = Database(path or None)
+    if stderr_is_terminal():
+        # Long index builds say what they are doing, on a terminal only.
+        database.indexes.notify = lambda message: click.echo(message + " ...", err=True)
+    return database
+
+
+def distance_option(function: Callable) -> Callable:
+    return click.option(
+        "--distance",
+        type=click.Choice(["cosine", "dot", "euclidean"]),
+        help="Distance for a new collection (default: cosine)",
+    )(function)
 
 
 def emit_json_lines(rows: Iterable[dict[str, Any]]) -> None:

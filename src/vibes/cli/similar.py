@@ -21,7 +21,17 @@ from .options import database_option, emit_json_lines, model_option, open_databa
 )
 @click.option("--binary", is_flag=True, help="Treat the input as binary data")
 @click.option("-n", "--number", default=10, show_default=True, help="How many results")
+@click.option(
+    "filters",
+    "-f",
+    "--filter",
+    multiple=True,
+    help="Metadata filter: key=value, key!=value, key<value (<=, >, >=), key in a,b; repeatable",
+)
 @click.option("--prefix", help="Only IDs starting with this text (taken literally)")
+@click.option("--where", help="Only items for which this SQL condition on embeddings holds")
+@click.option("--min-score", type=float, help="Only results scoring at least this")
+@click.option("--exact", is_flag=True, help="Exact search: bypass the approximate index")
 @click.option("-p", "--plain", is_flag=True, help="Readable text instead of JSON lines")
 @model_option
 @database_option
@@ -32,7 +42,11 @@ def similar(
     input_path: str | None,
     binary: bool,
     number: int,
+    filters: tuple[str, ...],
     prefix: str | None,
+    where: str | None,
+    min_score: float | None,
+    exact: bool,
     plain: bool,
     model: str | None,
     database: str | None,
@@ -46,6 +60,8 @@ def similar(
       vibes similar docs -c 'sqlite backup tools' | jq .id
       vibes similar docs README.md -n 3
       vibes similar docs -i question.txt --plain
+      vibes similar docs -c 'backups' --filter 'year>=2020' --filter 'lang in en,fr'
+      vibes similar docs -c 'backups' --where "content like '%sqlite%'" --min-score 0.3
     """
     if number < 1:
         raise click.BadParameter("must be at least 1", param_hint="'-n' / '--number'")
@@ -61,11 +77,12 @@ def similar(
             raise ModelMismatchError(
                 f"Collection {collection!r} was embedded with {target.model_id}, not {wanted}"
             )
+    options = dict(filters=filters, prefix=prefix, where=where, min_score=min_score, exact=exact)
     if id:
-        results = target.similar_by_id(id, number, prefix=prefix)
+        results = target.similar_by_id(id, number, **options)
     else:
         query = read_content(content, input_path, binary)
-        results = target.similar(query, number, prefix=prefix)
+        results = target.similar(query, number, **options)
     if not plain:
         emit_json_lines(result.to_dict() for result in results)
         return

@@ -1,5 +1,6 @@
-"""Vector search over a collection's vectors."""
+"""Vector search over a collection's vectors: exact (numpy), approximate (usearch HNSW),
+filters, and the manager that keeps persisted indexes in step with the table.
 
-from .exact import ExactIndex
-
-__all__ = ["ExactIndex"]
+The submodules import numpy and usearch; nothing here imports them, so that the command
+line starts without them.
+"""

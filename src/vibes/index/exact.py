@@ -8,13 +8,65 @@ import numpy as np
 
 from ..errors import DimensionMismatchError, VibesError
 
+DISTANCES = ("cosine", "dot", "euclidean")
+
+
+def check_distance(distance: str) -> str:
+    if distance not in DISTANCES:
+        raise VibesError(f"Unknown distance {distance!r}: use one of {', '.join(DISTANCES)}")
+    return distance
+
+
+def prepare_queries(queries: np.ndarray, dimensions: int, distance: str) -> np.ndarray:
+    """Queries as a float32 (m, d) matrix, unit length for cosine."""
+    matrix = np.asarray(queries, dtype=np.float32)
+    if matrix.ndim == 1:
+        matrix = matrix[None, :]
+    if matrix.ndim != 2 or matrix.shape[1] != dimensions:
+        raise DimensionMismatchError(
+            f"Query vector has {matrix.shape[-1]} dimensions; "
+            f"the collection holds {dimensions}-dimensional vectors"
+        )
+    if not np.isfinite(matrix).all():
+        raise VibesError("Query vector contains NaN or infinity")
+    if distance == "cosine":
+        norms = np.linalg.norm(matrix, axis=1)
+        if (norms == 0).any():
+            raise VibesError("Query vector is all zeros; it matches nothing")
+        matrix = matrix / norms[:, None]
+    return matrix
+
+
+def euclidean_score(squared_distance: np.ndarray) -> np.ndarray:
+    """Euclidean distance as a score where higher is better: 1 / (1 + distance)."""
+    return 1.0 / (1.0 + np.sqrt(np.maximum(squared_distance, 0.0)))
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest scores of a 1-d array, best first."""
+    k = min(k, scores.shape[0])
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    if k < scores.shape[0]:
+        top = np.argpartition(-scores, k - 1)[:k]
+    else:
+        top = np.arange(scores.shape[0])
+    return top[np.argsort(-scores[top], kind="stable")]
+
 
 class ExactIndex:
-    """A collection's vectors as one row-normalised float32 matrix, for cosine similarity."""
+    """A collection's vectors as one float32 matrix (row-normalised for cosine)."""
 
-    def __init__(self, ids: list[str], blobs: Sequence[bytes], dimensions: int) -> None:
+    def __init__(
+        self,
+        ids: list[str],
+        blobs: Sequence[bytes],
+        dimensions: int,
+        distance: str = "cosine",
+    ) -> None:
         self.ids = ids
         self.dimensions = dimensions
+        self.distance = check_distance(distance)
         buffer = b"".join(blobs)
         if len(buffer) != len(ids) * dimensions * 4:
             for item_id, blob in zip(ids, blobs):
@@ -25,10 +77,21 @@ class ExactIndex:
                         f"the collection holds {dimensions}-dimensional ones"
                     )
         matrix = np.frombuffer(buffer, dtype="<f4").reshape(len(ids), dimensions)
-        norms = np.linalg.norm(matrix, axis=1)
-        norms[norms == 0] = 1.0  # an all-zero row scores 0 against everything
-        self.matrix = (matrix / norms[:, None]).astype(np.float32, copy=False)
+        self.matrix = self.prepare(matrix, distance)
+        self.squared_norms = (
+            np.einsum("ij,ij->i", self.matrix, self.matrix) if distance == "euclidean" else None
+        )
         self._positions: dict[str, int] | None = None
+
+    @staticmethod
+    def prepare(matrix: np.ndarray, distance: str) -> np.ndarray:
+        """Stored vectors as searched: unit rows for cosine (an all-zero row stays zero)."""
+        matrix = matrix.astype(np.float32, copy=False)
+        if distance != "cosine":
+            return matrix
+        norms = np.linalg.norm(matrix, axis=1)
+        norms[norms == 0] = 1.0
+        return matrix / norms[:, None]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -38,51 +101,49 @@ class ExactIndex:
             self._positions = {item_id: i for i, item_id in enumerate(self.ids)}
         return self._positions.get(item_id)
 
+    def positions(self, ids: Sequence[str]) -> np.ndarray:
+        found = (self.position(item_id) for item_id in ids)
+        return np.fromiter((p for p in found if p is not None), dtype=np.int64)
+
+    def scores(self, queries: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Scores (higher is better) of prepared queries (m, d) against all rows or ``rows``."""
+        matrix = self.matrix if rows is None else self.matrix[rows]
+        products = queries @ matrix.T
+        if self.distance != "euclidean":
+            return products
+        assert self.squared_norms is not None
+        norms = self.squared_norms if rows is None else self.squared_norms[rows]
+        query_norms = np.einsum("ij,ij->i", queries, queries)
+        return euclidean_score(norms[None, :] - 2 * products + query_norms[:, None])
+
+    def search_many(
+        self, queries: np.ndarray, n: int, *, rows: np.ndarray | None = None
+    ) -> list[list[tuple[str, float]]]:
+        """The ``n`` best (id, score) pairs for each prepared query, best first; ``rows``
+        limits the search to those positions."""
+        if rows is not None and rows.shape[0] == 0:
+            return [[] for _ in range(queries.shape[0])]
+        all_scores = self.scores(queries, rows)
+        results = []
+        for scores in all_scores:
+            top = top_k(scores, n)
+            positions = top if rows is None else rows[top]
+            results.append([(self.ids[p], float(scores[t])) for p, t in zip(positions, top)])
+        return results
+
     def search(
         self,
         query: Sequence[float] | np.ndarray,
         n: int,
         *,
         skip_id: str | None = None,
-        prefix: str | None = None,
+        rows: np.ndarray | None = None,
     ) -> list[tuple[str, float]]:
-        """The ``n`` best (id, cosine similarity) pairs, best first.
-
-        ``prefix`` keeps ids that start with it, literally; ``skip_id`` leaves one id out.
-        """
-        vector = np.asarray(query, dtype=np.float32).reshape(-1)
-        if vector.shape[0] != self.dimensions:
-            raise DimensionMismatchError(
-                f"Query vector has {vector.shape[0]} dimensions; "
-                f"the collection holds {self.dimensions}-dimensional vectors"
-            )
-        norm = float(np.linalg.norm(vector))
-        if not np.isfinite(norm) or norm == 0:
-            raise VibesError("Query vector is all zeros or not finite; it matches nothing")
-        scores = self.matrix @ (vector / norm)
-
-        candidates: np.ndarray | None = None
-        if prefix:
-            candidates = np.fromiter(
-                (i for i, item_id in enumerate(self.ids) if item_id.startswith(prefix)),
-                dtype=np.int64,
-            )
+        """The ``n`` best (id, score) pairs for one raw query vector, best first."""
+        prepared = prepare_queries(np.asarray(query), self.dimensions, self.distance)
         if skip_id is not None:
             skipped = self.position(skip_id)
             if skipped is not None:
-                if candidates is None:
-                    candidates = np.arange(len(self.ids))
-                candidates = candidates[candidates != skipped]
-        if candidates is not None:
-            scores = scores[candidates]
-
-        k = min(n, scores.shape[0])
-        if k <= 0:
-            return []
-        if k < scores.shape[0]:
-            top = np.argpartition(-scores, k - 1)[:k]
-        else:
-            top = np.arange(scores.shape[0])
-        top = top[np.argsort(-scores[top], kind="stable")]
-        positions = top if candidates is None else candidates[top]
-        return [(self.ids[p], float(scores[t])) for p, t in zip(positions, top)]
+                base = np.arange(len(self.ids)) if rows is None else rows
+                rows = base[base != skipped]
+        return self.search_many(prepared, n, rows=rows)[0]

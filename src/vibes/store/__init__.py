@@ -1,5 +1,5 @@
 """Storage backends. SQLite is the default and the format shared with ``llm``."""
 
-from .sqlite import CollectionRecord, SQLiteStore, StoredItem
+from .sqlite import CollectionRecord, IndexState, SQLiteStore, StoredItem
 
-__all__ = ["CollectionRecord", "SQLiteStore", "StoredItem"]
+__all__ = ["CollectionRecord", "IndexState", "SQLiteStore", "StoredItem"]

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import DatabaseOpenError
 
@@ -71,10 +72,11 @@ LLM_MIGRATIONS = (
 
 VIBES_MIGRATION_SET = "vibes"
 # vibes' own schema changes, applied in order and recorded in _sqlite_migrations.
-VIBES_MIGRATIONS: tuple[tuple[str, str], ...] = (
+VIBES_MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "m001_vibes_collections",
-        """
+        (
+            """
 CREATE TABLE "vibes_collections" (
    "collection_id" INTEGER PRIMARY KEY REFERENCES "collections"("id"),
    "dimensions" INTEGER,
@@ -82,6 +84,75 @@ CREATE TABLE "vibes_collections" (
    "settings" TEXT,
    "created" INTEGER
 )""",
+        ),
+    ),
+    (
+        # Every change to a vector is logged by triggers, whoever makes it (vibes, llm, plain
+        # SQL), so a persisted index can tell exactly which items changed since it was built.
+        # vibes_keys gives items stable integer keys for the index: unlike rowids, they
+        # survive VACUUM and INSERT OR REPLACE. The triggers use NOT EXISTS rather than
+        # INSERT OR IGNORE because an outer statement's conflict policy (llm's INSERT OR
+        # REPLACE, vibes' upsert) overrides the one written inside a trigger.
+        "m002_change_log_and_indexes",
+        (
+            """
+CREATE TABLE "vibes_changes" (
+   "seq" INTEGER PRIMARY KEY AUTOINCREMENT,
+   "collection_id" INTEGER NOT NULL,
+   "item_id" TEXT NOT NULL
+)""",
+            'CREATE INDEX "vibes_changes_by_collection" '
+            'ON "vibes_changes" ("collection_id", "seq")',
+            """
+CREATE TABLE "vibes_keys" (
+   "key" INTEGER PRIMARY KEY AUTOINCREMENT,
+   "collection_id" INTEGER NOT NULL,
+   "item_id" TEXT NOT NULL,
+   UNIQUE ("collection_id", "item_id")
+)""",
+            'INSERT INTO "vibes_keys" ("collection_id", "item_id") '
+            'SELECT "collection_id", "id" FROM "embeddings" ORDER BY "collection_id", "id"',
+            """
+CREATE TABLE "vibes_indexes" (
+   "collection_id" INTEGER PRIMARY KEY,
+   "kind" TEXT NOT NULL,
+   "file" TEXT,
+   "seq" INTEGER NOT NULL DEFAULT 0,
+   "size" INTEGER,
+   "dimensions" INTEGER,
+   "model" TEXT,
+   "distance" TEXT,
+   "params" TEXT,
+   "built" INTEGER
+)""",
+            """
+CREATE TRIGGER "vibes_embeddings_insert" AFTER INSERT ON "embeddings" BEGIN
+   INSERT INTO "vibes_keys" ("collection_id", "item_id")
+      SELECT new."collection_id", new."id" WHERE NOT EXISTS (
+         SELECT 1 FROM "vibes_keys"
+         WHERE "collection_id" = new."collection_id" AND "item_id" = new."id");
+   INSERT INTO "vibes_changes" ("collection_id", "item_id")
+      VALUES (new."collection_id", new."id");
+END""",
+            """
+CREATE TRIGGER "vibes_embeddings_update"
+AFTER UPDATE OF "embedding", "id", "collection_id" ON "embeddings" BEGIN
+   INSERT INTO "vibes_keys" ("collection_id", "item_id")
+      SELECT new."collection_id", new."id" WHERE NOT EXISTS (
+         SELECT 1 FROM "vibes_keys"
+         WHERE "collection_id" = new."collection_id" AND "item_id" = new."id");
+   INSERT INTO "vibes_changes" ("collection_id", "item_id")
+      VALUES (old."collection_id", old."id");
+   INSERT INTO "vibes_changes" ("collection_id", "item_id")
+      SELECT new."collection_id", new."id"
+      WHERE new."id" IS NOT old."id" OR new."collection_id" IS NOT old."collection_id";
+END""",
+            """
+CREATE TRIGGER "vibes_embeddings_delete" AFTER DELETE ON "embeddings" BEGIN
+   INSERT INTO "vibes_changes" ("collection_id", "item_id")
+      VALUES (old."collection_id", old."id");
+END""",
+        ),
     ),
 )
 
@@ -98,6 +169,22 @@ class CollectionRecord:
     model: str
     dimensions: int | None
     distance: str
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """A row of ``vibes_indexes``: what the persisted index of a collection holds."""
+
+    collection_id: int
+    kind: str  # "hnsw", or "off" when the user dropped it
+    file: str | None
+    seq: int  # the last change it includes
+    size: int | None
+    dimensions: int | None
+    model: str | None
+    distance: str | None
+    params: str | None  # JSON
+    built: int | None
 
 
 @dataclass(frozen=True)
@@ -201,9 +288,10 @@ class SQLiteStore:
             # Recording llm's migrations stops llm from trying to create the tables again.
             self._record_migrations(LLM_MIGRATION_SET, LLM_MIGRATIONS)
             applied = self._applied_migrations(VIBES_MIGRATION_SET)
-            for name, ddl in VIBES_MIGRATIONS:
+            for name, statements in VIBES_MIGRATIONS:
                 if name not in applied:
-                    self.conn.execute(ddl)
+                    for statement in statements:
+                        self.conn.execute(statement)
                     self._record_migrations(VIBES_MIGRATION_SET, (name,))
 
     def _record_migrations(self, migration_set: str, names: Iterable[str]) -> None:
@@ -307,7 +395,8 @@ class SQLiteStore:
     def delete_collection(self, collection_id: int) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM embeddings WHERE collection_id = ?", (collection_id,))
-            conn.execute("DELETE FROM vibes_collections WHERE collection_id = ?", (collection_id,))
+            for table in ("vibes_collections", "vibes_keys", "vibes_changes", "vibes_indexes"):
+                conn.execute(f"DELETE FROM {table} WHERE collection_id = ?", (collection_id,))
             conn.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
 
     # -- items -------------------------------------------------------------------------------
@@ -406,3 +495,132 @@ class SQLiteStore:
             f"SELECT {columns} FROM embeddings WHERE collection_id = ? ORDER BY id",
             (collection_id,),
         )
+
+    # -- change log, stable keys and index state ---------------------------------------------
+
+    def changes_since(self, collection_id: int, seq: int) -> tuple[int, list[str]]:
+        """The newest change number and the distinct ids changed after ``seq``."""
+        rows = self.conn.execute(
+            "SELECT seq, item_id FROM vibes_changes WHERE collection_id = ? AND seq > ? "
+            "ORDER BY seq",
+            (collection_id, seq),
+        ).fetchall()
+        if not rows:
+            return seq, []
+        return rows[-1][0], list(dict.fromkeys(row[1] for row in rows))
+
+    def last_change(self, collection_id: int) -> int:
+        (seq,) = self.conn.execute(
+            "SELECT max(seq) FROM vibes_changes WHERE collection_id = ?", (collection_id,)
+        ).fetchone()
+        return seq or 0
+
+    def prune_changes(self, conn: sqlite3.Connection, collection_id: int, up_to: int) -> None:
+        conn.execute(
+            "DELETE FROM vibes_changes WHERE collection_id = ? AND seq <= ?", (collection_id, up_to)
+        )
+
+    def ensure_keys(self, conn: sqlite3.Connection, collection_id: int) -> None:
+        """Give every item a key (items written before vibes' triggers existed lack one)."""
+        conn.execute(
+            "INSERT OR IGNORE INTO vibes_keys (collection_id, item_id) "
+            "SELECT collection_id, id FROM embeddings WHERE collection_id = ?",
+            (collection_id,),
+        )
+
+    def keys_for_ids(self, collection_id: int, ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for part in _chunks(list(ids)):
+            rows = self.conn.execute(
+                "SELECT item_id, key FROM vibes_keys WHERE collection_id = ? "
+                f"AND item_id IN ({','.join('?' * len(part))})",
+                (collection_id, *part),
+            )
+            found.update(rows)
+        return found
+
+    def ids_for_keys(self, keys: Sequence[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for part in _chunks([int(k) for k in keys]):
+            rows = self.conn.execute(
+                f"SELECT key, item_id FROM vibes_keys WHERE key IN ({','.join('?' * len(part))})",
+                tuple(part),
+            )
+            found.update(rows)
+        return found
+
+    def vectors_with_keys(
+        self, collection_id: int, ids: Sequence[str] | None = None
+    ) -> tuple[list[int], list[str], list[bytes]]:
+        """(keys, ids, vector blobs) of the given items, or of the whole collection."""
+        query = (
+            "SELECT k.key, e.id, e.embedding FROM embeddings e JOIN vibes_keys k "
+            "ON k.collection_id = e.collection_id AND k.item_id = e.id "
+            "WHERE e.collection_id = ?"
+        )
+        rows: list[tuple] = []
+        if ids is None:
+            rows = self.conn.execute(query, (collection_id,)).fetchall()
+        else:
+            for part in _chunks(list(ids)):
+                rows += self.conn.execute(
+                    query + f" AND e.id IN ({','.join('?' * len(part))})", (collection_id, *part)
+                ).fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+    def matching(
+        self, collection_id: int, where: str, params: Sequence[Any]
+    ) -> list[tuple[int | None, str]]:
+        """(key, id) of the items for which the SQL condition ``where`` holds."""
+        return self.conn.execute(
+            "SELECT (SELECT key FROM vibes_keys k WHERE k.collection_id = embeddings.collection_id"
+            " AND k.item_id = embeddings.id), id FROM embeddings "
+            f"WHERE collection_id = ? AND ({where})",
+            (collection_id, *params),
+        ).fetchall()
+
+    def pending_changes(self, collection_id: int, since: int) -> int:
+        (count,) = self.conn.execute(
+            "SELECT count(*) FROM vibes_changes WHERE collection_id = ? AND seq > ?",
+            (collection_id, since),
+        ).fetchone()
+        return count
+
+    def index_state(self, collection_id: int) -> IndexState | None:
+        row = self.conn.execute(
+            "SELECT collection_id, kind, file, seq, size, dimensions, model, distance, params, "
+            "built FROM vibes_indexes WHERE collection_id = ?",
+            (collection_id,),
+        ).fetchone()
+        return IndexState(*row) if row else None
+
+    def save_index_state(
+        self, conn: sqlite3.Connection, state: IndexState, replacing: str | None
+    ) -> bool:
+        """Record ``state`` if the recorded file is still ``replacing`` (compare and set), so
+        that of two processes updating the same index at once, one wins cleanly."""
+        current = conn.execute(
+            "SELECT file FROM vibes_indexes WHERE collection_id = ?", (state.collection_id,)
+        ).fetchone()
+        if current is not None and current[0] != replacing:
+            return False
+        conn.execute(
+            "INSERT OR REPLACE INTO vibes_indexes (collection_id, kind, file, seq, size, "
+            "dimensions, model, distance, params, built) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                state.collection_id,
+                state.kind,
+                state.file,
+                state.seq,
+                state.size,
+                state.dimensions,
+                state.model,
+                state.distance,
+                state.params,
+                state.built,
+            ),
+        )
+        return True
+
+    def delete_index_state(self, conn: sqlite3.Connection, collection_id: int) -> None:
+        conn.execute("DELETE FROM vibes_indexes WHERE collection_id = ?", (collection_id,))

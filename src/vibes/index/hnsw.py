@@ -1,0 +1,131 @@
+"""The approximate index: a usearch HNSW graph, saved to a file and opened memory-mapped.
+
+usearch was chosen by measurement (bench/bench_index.py): it installs from PyPI as a wheel
+on Linux, macOS and Windows, needs no SQLite extension, and answers in a fraction of a
+millisecond with recall above 0.95; an index opened as a view is memory-mapped, so a new
+process searches it without reading every vector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy and usearch load when an index is first used, not when this module is imported.
+
+_METRICS = {"cosine": "ip", "dot": "ip", "euclidean": "l2sq"}
+
+
+@dataclass(frozen=True)
+class HNSWParams:
+    """Graph parameters: links per node (M), and search depths when adding and querying."""
+
+    connectivity: int = 16
+    expansion_add: int = 128
+    expansion_search: int = 64
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class HNSWIndex:
+    """Vectors under integer keys in an HNSW graph. Vectors must be prepared as searched
+    (unit length for cosine); scores follow :mod:`vibes.index.exact`'s definitions."""
+
+    def __init__(self, index, distance: str) -> None:
+        self._index = index
+        self.distance = distance
+
+    @classmethod
+    def build(
+        cls,
+        keys: np.ndarray,
+        vectors: np.ndarray,
+        distance: str,
+        params: HNSWParams = HNSWParams(),
+        threads: int = 0,
+    ) -> HNSWIndex:
+        import numpy as np
+        from usearch.index import Index
+
+        index = Index(
+            ndim=vectors.shape[1],
+            metric=_METRICS[distance],
+            dtype="f32",
+            connectivity=params.connectivity,
+            expansion_add=params.expansion_add,
+            expansion_search=params.expansion_search,
+        )
+        if len(keys):
+            index.add(np.asarray(keys, dtype=np.uint64), vectors, threads=threads)
+        return cls(index, distance)
+
+    @classmethod
+    def open(cls, path: str | Path, distance: str, *, view: bool = True) -> HNSWIndex:
+        """Open a saved index: memory-mapped and read-only by default, or loaded to change."""
+        from usearch.index import Index
+
+        index = Index.restore(str(path), view=view)
+        if index is None:
+            raise ValueError(f"not a usearch index: {path}")
+        return cls(index, distance)
+
+    def save(self, path: str | Path) -> None:
+        self._index.save(str(path))
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @property
+    def dimensions(self) -> int:
+        return int(self._index.ndim)
+
+    def set_expansion_search(self, value: int) -> None:
+        self._index.expansion_search = value
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray, threads: int = 0) -> None:
+        import numpy as np
+
+        if len(keys):
+            self._index.add(np.asarray(keys, dtype=np.uint64), vectors, threads=threads)
+
+    def remove(self, keys: np.ndarray) -> None:
+        import numpy as np
+
+        present = [int(k) for k in keys if int(k) in self._index]
+        if present:
+            self._index.remove(np.asarray(present, dtype=np.uint64))
+
+    def search(self, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each prepared query, (keys, scores) of up to ``k`` neighbours, best first."""
+        import numpy as np
+
+        from .exact import euclidean_score
+
+        k = min(k, len(self._index))
+        if k <= 0:
+            return [(np.empty(0, np.uint64), np.empty(0, np.float32)) for _ in queries]
+        # usearch's search depth must be at least k to return k results.
+        depth = self._index.expansion_search
+        if depth < k:
+            self._index.expansion_search = k
+        try:
+            found = self._index.search(queries, k)
+        finally:
+            self._index.expansion_search = depth
+        keys = np.atleast_2d(found.keys)
+        distances = np.atleast_2d(found.distances)
+        counts = np.atleast_1d(found.counts)
+        results = []
+        for row_keys, row_distances, count in zip(keys, distances, counts):
+            row_keys, row_distances = row_keys[:count], row_distances[:count]
+            if self.distance == "euclidean":
+                scores = euclidean_score(row_distances)
+            else:
+                scores = 1.0 - row_distances  # usearch's inner-product distance is 1 - dot
+            results.append((row_keys, scores.astype(np.float32)))
+        return results
