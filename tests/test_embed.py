@@ -65,7 +65,10 @@ def test_embed_stores_under_an_id_with_metadata(invoke, db_path, minilm):
     "args, message",
     [
         (["embed", "notes", "-c", "x"], "Give both COLLECTION and ID"),
-        (["embed", "-c", "x", "--store"], "--store, --metadata and --distance need COLLECTION and ID"),
+        (
+            ["embed", "-c", "x", "--store"],
+            "--store, --metadata and --distance need COLLECTION and ID",
+        ),
         (["embed", "c", "1", "-c", "x", "--metadata", "[1]"], "must be a JSON object"),
         (["embed", "c", "1", "-c", "x", "--metadata", "{oops"], "not valid JSON"),
     ],

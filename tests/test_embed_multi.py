@@ -296,4 +296,6 @@ def test_progress_bar_with_count_and_eta_on_a_terminal_only(tmp_path, db_path, t
     assert "Embedded 50" in text
     # Not a terminal: no progress bar, just the summary line.
     piped = run(["embed-multi", "c2", data, "-m", "hash", "-d", db_path])
-    assert piped.stderr.strip().splitlines() == ["Embedded 50, skipped 0 unchanged in collection 'c2'"]
+    assert piped.stderr.strip().splitlines() == [
+        "Embedded 50, skipped 0 unchanged in collection 'c2'"
+    ]

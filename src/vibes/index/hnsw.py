@@ -119,7 +119,8 @@ class HNSWIndex:
             self._index.expansion_search = depth
         keys = np.atleast_2d(found.keys)
         distances = np.atleast_2d(found.distances)
-        counts = np.atleast_1d(found.counts)
+        # One query gives Matches (already cut to its count), several give BatchMatches.
+        counts = np.atleast_1d(getattr(found, "counts", keys.shape[1]))
         results = []
         for row_keys, row_distances, count in zip(keys, distances, counts):
             row_keys, row_distances = row_keys[:count], row_distances[:count]

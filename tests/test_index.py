@@ -1,0 +1,348 @@
+"""The approximate index: built automatically, kept in step with every writer, bypassed when
+unusable, repaired by the next write; filters, distances and batch search."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import llm
+import numpy as np
+import pytest
+import sqlite_utils
+
+import vibes
+from vibes.index import manager
+
+DIMENSIONS = 16
+
+
+def clustered(count: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(8, DIMENSIONS))
+    return (centres[rng.integers(0, 8, count)] + 0.3 * rng.normal(size=(count, DIMENSIONS))).astype(
+        np.float32
+    )
+
+
+def items(vectors: np.ndarray, start: int = 0, metadata=None):
+    for i, vector in enumerate(vectors, start):
+        yield {
+            "id": f"v{i:04d}",
+            "vector": vector.tolist(),
+            "metadata": metadata(i) if metadata else {"group": i % 10, "even": i % 2 == 0},
+        }
+
+
+@pytest.fixture
+def small_threshold(monkeypatch):
+    monkeypatch.setenv("VIBES_INDEX_MIN_ITEMS", "100")
+
+
+@pytest.fixture
+def indexed(db_path, test_plugin, small_threshold):
+    """A collection of 400 clustered vectors, indexed automatically."""
+    vectors = clustered(400)
+    collection = vibes.Database(db_path).collection("c", model="hash")
+    collection.embed_multi(items(vectors), batch_size=100)
+    return collection, vectors
+
+
+def exact_ids(collection, query, n=10, **options):
+    return [m.id for m in collection.similar_by_vector(query, n, exact=True, **options)]
+
+
+def ann_ids(collection, query, n=10, **options):
+    return [m.id for m in collection.similar_by_vector(query, n, **options)]
+
+
+def index_file(collection) -> Path:
+    state = collection.database.store.index_state(collection.id)
+    return Path(collection.database.path + ".indexes") / state.file
+
+
+def test_index_is_built_automatically_above_the_threshold(indexed, invoke, db_path):
+    collection, vectors = indexed
+    assert index_file(collection).is_file()
+    status = json.loads(invoke(["index", "c", "-d", db_path]).output)
+    assert status["kind"] == "hnsw" and status["usable"] is True
+    assert status["indexed"] == 400 and status["stale"] is False
+    assert status["parameters"] == {
+        "connectivity": 16,
+        "expansion_add": 128,
+        "expansion_search": 64,
+    }
+    assert status["bytes"] > 0 and status["vector_bytes"] == 400 * DIMENSIONS * 4
+    # Below the threshold, no index.
+    small = collection.database.collection("small", model="hash")
+    small.embed_multi(items(clustered(50)))
+    assert json.loads(invoke(["index", "small", "-d", db_path]).output)["kind"] == "none"
+
+
+def test_approximate_results_match_exact_ones(indexed):
+    collection, vectors = indexed
+    queries = clustered(20, seed=3)
+    hits = sum(len(set(ann_ids(collection, q)) & set(exact_ids(collection, q))) for q in queries)
+    assert hits / (20 * 10) >= 0.95
+    # The index really answered: a deleted file is noticed (see below), so check it is open.
+    assert collection.database.indexes.live(collection) is not None
+
+
+def test_writes_by_vibes_are_searchable_at_once_without_rebuilding(indexed):
+    collection, vectors = indexed
+    file_before = index_file(collection)
+    far = np.full(DIMENSIONS, 9.0, dtype=np.float32)
+    collection.embed_multi([{"id": "new", "vector": far.tolist()}])
+    assert ann_ids(collection, far, 1) == ["new"]
+    collection.embed_multi([{"id": "v0007", "vector": (-far).tolist()}])  # replaced vector
+    assert ann_ids(collection, -far, 1) == ["v0007"]
+    collection.delete_items(["new"])
+    assert "new" not in ann_ids(collection, far, 50)
+    assert index_file(collection) == file_before  # the overlay, not a rebuild
+
+
+def test_rows_changed_behind_its_back_are_never_trusted_stale(indexed, db_path, invoke):
+    collection, vectors = indexed
+    conn = sqlite3.connect(db_path)
+    conn.execute("delete from embeddings where id = 'v0001'")
+    conn.commit()
+    assert "v0001" not in ann_ids(collection, vectors[1], 50)
+    status = json.loads(invoke(["index", "c", "-d", db_path]).output)
+    assert status["stale"] is True and status["pending_changes"] == 1
+
+    # llm writes a new item into the same collection through its own API.
+    class Fixed(llm.EmbeddingModel):
+        model_id = "hash-test"
+
+        def embed_batch(self, texts):
+            for _ in texts:
+                yield [5.0] * DIMENSIONS
+
+    llm_collection = llm.Collection("c", sqlite_utils.Database(db_path), model=Fixed())
+    llm_collection.embed("from-llm", "anything")
+    assert ann_ids(collection, np.full(DIMENSIONS, 5.0), 1) == ["from-llm"]
+    # A fresh process sees the same.
+    fresh = vibes.Database(db_path).collection("c")
+    assert ann_ids(fresh, np.full(DIMENSIONS, 5.0), 1) == ["from-llm"]
+    assert "v0001" not in ann_ids(fresh, vectors[1], 50)
+
+
+def test_exact_flag_drop_and_rebuild(indexed, invoke, db_path):
+    collection, vectors = indexed
+    query = json.dumps(vectors[5].tolist())
+    exact = invoke(["similar", "c", "v0005", "--exact", "-d", db_path])
+    default = invoke(["similar", "c", "v0005", "-d", db_path])
+    assert exact.exit_code == 0 and default.exit_code == 0
+    assert [json.loads(x)["id"] for x in exact.output.splitlines()][:3] == [
+        json.loads(x)["id"] for x in default.output.splitlines()
+    ][:3]
+    file = index_file(collection)
+    dropped = json.loads(invoke(["index", "c", "--drop", "-d", db_path]).output)
+    assert dropped["kind"] == "off" and not file.exists()
+    collection.embed_multi(items(clustered(10, seed=9), start=1000))
+    assert collection.database.store.index_state(collection.id).kind == "off"  # stays off
+    rebuilt = json.loads(
+        invoke(["index", "c", "--rebuild", "--connectivity", "8", "-d", db_path]).output
+    )
+    assert rebuilt["kind"] == "hnsw" and rebuilt["indexed"] == 410
+    assert rebuilt["parameters"]["connectivity"] == 8
+    assert query  # the same vectors are still searched
+    assert invoke(["index", "c", "--drop", "--rebuild", "-d", db_path]).exit_code == 2
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing", "truncated"])
+def test_unusable_index_file_falls_back_to_exact_and_next_write_repairs(
+    indexed, run, db_path, damage
+):
+    collection, vectors = indexed
+    file = index_file(collection)
+    if damage == "corrupt":
+        file.write_bytes(b"not an index at all" * 100)
+    elif damage == "missing":
+        file.unlink()
+    else:
+        file.write_bytes(file.read_bytes()[:1000])
+    result = run(["similar", "c", "v0003", "-n", "5", "-d", db_path])
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Warning: The index of collection 'c'")
+    assert "searching exactly" in lines[0]
+    got = [json.loads(x)["id"] for x in result.stdout.splitlines()]
+    assert got == exact_ids(vibes.Database(db_path).collection("c"), vectors[3], 6)[1:]
+    # The next write repairs it.
+    collection.embed_multi(items(clustered(1, seed=5), start=2000))
+    repaired = run(["similar", "c", "v0003", "-n", "5", "-d", db_path])
+    assert repaired.stderr == ""
+    status = json.loads(run(["index", "c", "-d", db_path]).stdout)
+    assert status["usable"] is True and status["indexed"] == 401
+
+
+def test_index_built_for_another_model_or_dimension_is_bypassed(indexed, run, db_path, invoke):
+    collection, _ = indexed
+    conn = sqlite3.connect(db_path)
+    conn.execute("update vibes_indexes set model = 'other-model'")
+    conn.commit()
+    result = run(["similar", "c", "v0003", "-d", db_path])
+    assert "was built for model other-model" in result.stderr
+    assert len(result.stdout.splitlines()) == 10
+    conn.execute("update vibes_indexes set model = 'hash-test', dimensions = 8")
+    conn.commit()
+    result = run(["similar", "c", "v0003", "-d", db_path])
+    assert "has 8 dimensions" in result.stderr
+    assert json.loads(invoke(["index", "c", "--rebuild", "-d", db_path]).output)["usable"]
+    assert run(["similar", "c", "v0003", "-d", db_path]).stderr == ""
+
+
+def test_crash_between_writing_rows_and_updating_the_index(indexed, db_path, monkeypatch):
+    collection, _ = indexed
+
+    def crash(self, target):
+        raise KeyboardInterrupt  # the process dies after the rows were committed
+
+    monkeypatch.setattr(manager.IndexManager, "maintain", crash)
+    far = np.full(DIMENSIONS, -7.0, dtype=np.float32)
+    with pytest.raises(KeyboardInterrupt):
+        collection.embed_multi([{"id": "late", "vector": far.tolist()}])
+    monkeypatch.undo()
+    fresh = vibes.Database(db_path).collection("c")
+    assert ann_ids(fresh, far, 1) == ["late"]  # the log covers what the index missed
+    assert fresh.count() == 401
+
+
+def test_overlay_is_folded_into_a_new_file_past_the_threshold(indexed, monkeypatch):
+    collection, vectors = indexed
+    monkeypatch.setattr(manager, "COMPACT_MIN_CHANGES", 5)
+    monkeypatch.setattr(manager, "COMPACT_FRACTION", 0.0)
+    first = index_file(collection)
+    collection.embed_multi(items(clustered(3, seed=11), start=3000))
+    assert index_file(collection) == first
+    collection.embed_multi(items(clustered(10, seed=12), start=4000))
+    second = index_file(collection)
+    assert second != first and not first.exists()
+    live = collection.database.indexes.live(collection)
+    assert live.pending == 0 and len(live.hnsw) == 413
+    assert ann_ids(collection, vectors[0], 1) == exact_ids(collection, vectors[0], 1)
+
+
+def test_two_processes_writing_at_once(indexed, tmp_path, db_path, small_threshold):
+    collection, _ = indexed
+    script = (
+        "import sys, numpy as np, vibes\n"
+        "start = int(sys.argv[2])\n"
+        "c = vibes.Database(sys.argv[1]).collection('c')\n"
+        "rng = np.random.default_rng(start)\n"
+        "for b in range(5):\n"
+        "    c.embed_multi([{'id': f'p{start + b * 20 + i}',"
+        " 'vector': rng.normal(size=16).tolist()} for i in range(20)])\n"
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script, db_path, str(start)])
+        for start in (10_000, 20_000)
+    ]
+    assert [p.wait(timeout=120) for p in processes] == [0, 0]
+    fresh = vibes.Database(db_path).collection("c")
+    assert fresh.count() == 600
+    for item_id in ("p10000", "p10099", "p20000", "p20099"):
+        vector = fresh.vector(item_id)
+        assert ann_ids(fresh, vector, 1) == [item_id]
+
+
+def test_filtered_search_returns_n_whenever_n_match(indexed, monkeypatch):
+    collection, vectors = indexed
+    query = vectors[0]
+    for limit in (manager.EXACT_FILTER_LIMIT, 0):  # exact over candidates, then the graph
+        monkeypatch.setattr(vibes.collection, "EXACT_FILTER_LIMIT", limit)
+        few = collection.similar_by_vector(query, 10, filters=["group=3"])
+        assert len(few) == 10 and all(m.metadata["group"] == 3 for m in few)
+        assert [m.id for m in few] == exact_ids(collection, query, filters=["group=3"])
+        rare = collection.similar_by_vector(query, 10, filters={"group": 3}, prefix="v000")
+        assert [m.id for m in rare] == ["v0003"]
+        many = collection.similar_by_vector(query, 10, filters=["even=true"])
+        assert len(many) == 10 and all(m.metadata["even"] for m in many)
+        assert [m.id for m in many] == exact_ids(collection, query, filters=["even=true"])
+
+
+def test_filter_operators_on_the_command_line(indexed, invoke, db_path):
+    def ids(*args):
+        result = invoke(["similar", "c", "v0000", "-n", "500", "-d", db_path, *args])
+        assert result.exit_code == 0, result.output
+        return {json.loads(line)["id"] for line in result.output.splitlines()}
+
+    assert ids("--filter", "group=2") == {f"v{i:04d}" for i in range(2, 400, 10)}
+    assert ids("--filter", "group>=8") == {f"v{i:04d}" for i in range(1, 400) if i % 10 >= 8}
+    assert ids("--filter", "group in 1,2", "--filter", "group!=2") == {
+        f"v{i:04d}" for i in range(1, 400, 10)
+    }
+    assert ids("--where", "id between 'v0010' and 'v0012'") == {"v0010", "v0011", "v0012"}
+    assert ids("--prefix", "v039") == {f"v{i:04d}" for i in range(390, 400)}
+    bad = invoke(["similar", "c", "v0000", "--where", "nonsense ((", "-d", db_path])
+    assert bad.exit_code == 1 and "Invalid filter" in bad.output
+    no_operator = invoke(["similar", "c", "v0000", "--filter", "group", "-d", db_path])
+    assert no_operator.exit_code == 1 and "has no operator" in no_operator.output
+
+
+def test_min_score(indexed):
+    collection, vectors = indexed
+    all_scores = [m.score for m in collection.similar_by_vector(vectors[0], 50)]
+    cut = all_scores[20]
+    kept = collection.similar_by_vector(vectors[0], 50, min_score=cut)
+    assert len(kept) >= 21 and all(m.score >= cut for m in kept)
+
+
+@pytest.mark.parametrize("distance", ["dot", "euclidean"])
+def test_distances_are_recorded_and_used(db_path, test_plugin, small_threshold, distance, invoke):
+    vectors = clustered(300, seed=4) * np.linspace(0.5, 3, 300)[:, None].astype(np.float32)
+    db = vibes.Database(db_path)
+    collection = db.collection("d", model="hash", distance=distance)
+    collection.embed_multi(items(vectors))
+    query = clustered(1, seed=8)[0]
+    if distance == "dot":
+        scores = vectors @ query
+    else:
+        scores = 1 / (1 + np.linalg.norm(vectors - query, axis=1))
+    best = [f"v{i:04d}" for i in np.argsort(-scores)[:5]]
+    exact = collection.similar_by_vector(query, 5, exact=True)
+    assert [m.id for m in exact] == best
+    assert np.allclose([m.score for m in exact], np.sort(scores)[::-1][:5], rtol=1e-4)
+    assert len(set(ann_ids(collection, query, 5)) & set(best)) >= 4
+    assert vibes.Database(db_path).collection("d").distance == distance
+    with pytest.raises(vibes.VibesError, match=f"uses {distance} distance"):
+        db.collection("d", distance="cosine")
+    status = json.loads(invoke(["index", "d", "-d", db_path]).output)
+    assert status["distance"] == distance
+
+
+def test_zero_and_nan_vectors_are_rejected_at_write_time(db_path, test_plugin):
+    collection = vibes.Database(db_path).collection("z", model="hash")
+    collection.embed("ok", "fine words")
+    with pytest.raises(vibes.VibesError, match="all zeros"):
+        collection.embed_multi([{"id": "zero", "vector": [0.0] * DIMENSIONS}])
+    with pytest.raises(vibes.VibesError, match="NaN or infinity"):
+        collection.embed_multi([{"id": "nan", "vector": [float("nan")] * DIMENSIONS}])
+    assert collection.count() == 1
+
+
+def test_batch_search_equals_one_query_at_a_time(indexed):
+    collection, vectors = indexed
+    queries = clustered(5, seed=21)
+    batch = collection.similar_by_vectors(queries, 7)
+    assert [[m.id for m in r] for r in batch] == [ann_ids(collection, q, 7) for q in queries]
+    exact_batch = collection.similar_by_vectors(queries, 7, exact=True)
+    assert [[m.id for m in r] for r in exact_batch] == [
+        exact_ids(collection, q, 7) for q in queries
+    ]
+    texts = collection.similar_batch(["alpha words", "beta words"], 3)
+    assert len(texts) == 2 and all(len(r) == 3 for r in texts)
+
+
+def test_deleting_a_collection_removes_its_index(indexed, invoke, db_path):
+    collection, _ = indexed
+    file = index_file(collection)
+    assert invoke(["collections", "delete", "c", "-d", db_path]).exit_code == 0
+    assert not file.exists()
+    conn = sqlite3.connect(db_path)
+    for table in ("vibes_indexes", "vibes_keys", "vibes_changes"):
+        assert conn.execute(f"select count(*) from {table}").fetchone()[0] == 0
