@@ -28,9 +28,11 @@ demo: install
 	bash examples/demo.sh
 
 bench: install
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,bench]'
 	$(BIN)/python bench/bench_embed_multi.py
 	$(BIN)/python bench/bench_similar.py
 	$(BIN)/python bench/bench_startup.py
+	$(BIN)/python bench/bench_index.py --sizes 100000,1000000
 
 clean:
 	rm -rf $(VENV) demo

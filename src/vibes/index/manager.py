@@ -183,7 +183,9 @@ class IndexManager:
         if candidates is not None:
             allowed = {key for key, _ in candidates if key is not None}
         fraction = 1.0 if allowed is None else max(len(allowed) / max(size, 1), 1e-9)
-        k = min(size, math.ceil((n + 10) / fraction * 1.5) + len(live.tombstones))
+        # Ask for a little more than needed (more when a filter passes few items); masked-out
+        # items rarely come up, and when too few remain the loop asks for more.
+        k = min(size, math.ceil((n + 10) / fraction * 1.5))
         limit = max(k, 50_000)
         results: list[list[tuple[int, float]]] = []
         while True:
@@ -241,7 +243,11 @@ class IndexManager:
         matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(keys), dimensions)
         matrix = ExactIndex.prepare(matrix, collection.distance)
         hnsw = HNSWIndex.build(
-            np.asarray(keys, dtype=np.uint64), matrix, collection.distance, params
+            np.asarray(keys, dtype=np.uint64),
+            matrix,
+            collection.distance,
+            params,
+            threads=os.cpu_count() or 1,
         )
         return self._save(collection, hnsw, seq, params, old)
 
@@ -295,7 +301,7 @@ class IndexManager:
         full = HNSWIndex.open(directory / live.state.file, live.state.distance, view=False)  # type: ignore[operator]
         full.remove(np.fromiter(live.tombstones, dtype=np.uint64))
         if live.delta is not None and live.delta_keys is not None:
-            full.add(live.delta_keys, live.delta.matrix)
+            full.add(live.delta_keys, live.delta.matrix, threads=os.cpu_count() or 1)
         params = HNSWParams(**json.loads(live.state.params or "{}"))
         return self._save(collection, full, live.seq, params, live.state)
 
