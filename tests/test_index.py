@@ -346,3 +346,16 @@ def test_deleting_a_collection_removes_its_index(indexed, invoke, db_path):
     conn = sqlite3.connect(db_path)
     for table in ("vibes_indexes", "vibes_keys", "vibes_changes"):
         assert conn.execute(f"select count(*) from {table}").fetchone()[0] == 0
+
+
+def test_a_failed_index_update_loses_nothing(db_path, test_plugin, small_threshold, monkeypatch):
+    def disk_full(self, collection, params=None):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(manager.IndexManager, "build", disk_full)
+    collection = vibes.Database(db_path).collection("c", model="hash")
+    vectors = clustered(150)
+    with pytest.warns(manager.IndexWarning, match="was not updated"):
+        collection.embed_multi(items(vectors))
+    assert collection.count() == 150
+    assert ann_ids(collection, vectors[7], 1) == ["v0007"]  # exact search, no index yet

@@ -7,7 +7,8 @@
 >>> docs.similar("how do I back up a database", n=3)
 """
 
-from .collection import Collection, EmbedStats, Item, Match
+from .chunking import Chunk, chunk
+from .collection import Collection, DocumentMatch, EmbedStats, Item, Match
 from .database import CollectionInfo, Database
 from .errors import (
     DatabaseOpenError,
@@ -25,7 +26,10 @@ from .models import EmbeddingModel, default_model_id, get_model, registered_mode
 __version__ = "0.1.0"
 
 __all__ = [
+    "Chunk",
     "Collection",
+    "DocumentMatch",
+    "chunk",
     "CollectionInfo",
     "Database",
     "DatabaseOpenError",

@@ -20,7 +20,7 @@ from .errors import (
 )
 from .index.manager import EXACT_FILTER_LIMIT
 from .models import EmbeddingModel, get_model
-from .store import CollectionRecord
+from .store import CollectionRecord, DocumentRecord
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,6 +38,22 @@ class Item:
     content: str | bytes | None = None
     metadata: dict[str, Any] | None = None
     vector: Sequence[float] | None = None
+    #: Set on the chunks of a chunked document: where the chunk lies in it.
+    chunk: ChunkInfo | None = field(default=None, repr=False)
+
+
+@dataclass
+class ChunkInfo:
+    """Where a chunk lies in its document; the last chunk also finishes the document."""
+
+    document_id: str
+    index: int
+    start_offset: int
+    end_offset: int
+    start_line: int
+    end_line: int
+    context: str | None = None
+    finish: DocumentRecord | None = None
 
 
 @dataclass
@@ -48,9 +64,44 @@ class Match:
     score: float
     content: str | None = None
     metadata: dict[str, Any] | None = None
+    #: For chunks: the document, and the chunk's line range in it (1-based, inclusive).
+    document: str | None = None
+    lines: tuple[int, int] | None = None
+    #: With ``context=N``: the chunks around this one, itself included, in order.
+    context: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for key in ("document", "lines", "context"):
+            if data[key] is None:
+                del data[key]
+        if self.lines is not None:
+            data["lines"] = list(self.lines)
+        return data
+
+
+@dataclass
+class DocumentMatch:
+    """A document ranked by its chunks: its score and the chunks that matched."""
+
+    id: str
+    score: float
+    metadata: dict[str, Any] | None
+    chunks: list[Match]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "score": self.score,
+            "metadata": self.metadata,
+            "chunks": [
+                {k: v for k, v in c.to_dict().items() if k not in ("metadata", "document")}
+                for c in self.chunks
+            ],
+        }
+
+
+DOCUMENT_SCORES = ("max", "mean", "sum")
 
 
 @dataclass
@@ -65,6 +116,12 @@ class EmbedStats:
     updated: int = 0
     #: Unchanged items left as they were.
     skipped: int = 0
+    #: Chunked documents written, and those left as they were.
+    documents: int = 0
+    documents_skipped: int = 0
+    #: Documents that gave no chunk, and chunks left from longer versions that were deleted.
+    empty_documents: int = 0
+    stale_chunks: int = 0
     #: Ids written, in order, of the items embedded or reused.
     written_ids: list[str] = field(default_factory=list, repr=False)
 
@@ -188,6 +245,8 @@ class Collection:
         store: bool = False,
         batch_size: int | None = None,
         on_batch: Callable[[int, EmbedStats], None] | None = None,
+        chunk: str | None = None,
+        chunk_options: dict[str, Any] | None = None,
     ) -> EmbedStats:
         """Embed many items, one transaction per batch; returns counts of what was done.
 
@@ -196,6 +255,11 @@ class Collection:
         content and metadata are refreshed if they changed); identical content under another
         id reuses the stored vector. A failure or Ctrl-C keeps every batch already committed,
         so a re-run resumes where it stopped. ``on_batch(n, stats)`` is called after each batch.
+
+        ``chunk`` names a chunker (see ``vibes chunkers``): each item is then a document,
+        stored as chunks with ids ``ID#1``, ``ID#2``... A changed document's chunks replace
+        its old ones; unchanged chunk texts are not embedded again, and unchanged documents
+        are not even cut again.
         """
         if batch_size is not None and batch_size < 1:
             raise VibesError("Batch size must be at least 1")
@@ -206,13 +270,95 @@ class Collection:
         limits = [limit for limit in (batch_size, model_limit) if limit]
         size = min(limits) if limits else DEFAULT_BATCH_SIZE
         stats = EmbedStats()
-        for batch in _batches((as_item(value) for value in items), size):
+        stream: Iterable[Item] = (as_item(value) for value in items)
+        if chunk is not None:
+            stream = self._chunked(stream, chunk, chunk_options or {}, store, stats)
+        for batch in _batches(stream, size):
             self._write_batch(batch, store, stats)
             if on_batch is not None:
                 on_batch(len(batch), stats)
-        if stats.embedded or stats.reused:
-            self.database.indexes.maintain(self)
+        if stats.embedded or stats.reused or stats.stale_chunks or stats.empty_documents:
+            self._maintain_index()
         return stats
+
+    def _chunked(
+        self,
+        documents: Iterable[Item],
+        name: str,
+        options: dict[str, Any],
+        store: bool,
+        stats: EmbedStats,
+    ) -> Iterator[Item]:
+        """The chunks of each document, as items; unchanged documents yield nothing."""
+        from .chunking import get_chunker
+
+        chunker = get_chunker(name)
+        settings = chunker.settings(options)
+        settings_json = json.dumps(settings, sort_keys=True)
+        model: EmbeddingModel | None = None
+        if name == "tokens":
+            model = self.model()  # its tokenizer sets the window
+        for document in documents:
+            if not isinstance(document.content, str):
+                raise InputError(
+                    f"Item {document.id!r}: chunker {name!r} cuts text, not binary content"
+                )
+            digest = vector_format.content_hash(document.content)
+            metadata = json.dumps(document.metadata) if document.metadata else None
+            previous = self._store.document(self.id, document.id)
+            if (
+                previous is not None
+                and (previous.content_hash, previous.chunker, previous.settings)
+                == (digest, name, settings_json)
+                and previous.metadata == metadata
+                and (previous.stored or not store)
+            ):
+                stats.documents_skipped += 1
+                stats.skipped += previous.chunk_count
+                continue
+            chunks = chunker.chunk(document.content, settings, model)
+            if not chunks:
+                stats.empty_documents += 1
+                with self._store.transaction() as conn:
+                    stats.stale_chunks += self._store.delete_documents(conn, self.id, [document.id])
+                continue
+            record = DocumentRecord(
+                document.id, digest, name, settings_json, metadata, int(store), len(chunks)
+            )
+            for piece in chunks:
+                info = ChunkInfo(
+                    document.id,
+                    piece.index,
+                    piece.start,
+                    piece.end,
+                    piece.start_line,
+                    piece.end_line,
+                    piece.context,
+                    record if piece is chunks[-1] else None,
+                )
+                yield Item(
+                    f"{document.id}#{piece.index + 1}",
+                    piece.embed_text,
+                    document.metadata,
+                    chunk=info,
+                )
+
+    def _maintain_index(self) -> None:
+        """Bring the index up to date after a write. Its failure (a full disk, say) loses
+        nothing: the rows are committed, and searches stay correct through the change log."""
+        import warnings
+
+        from .index.manager import IndexWarning
+
+        try:
+            self.database.indexes.maintain(self)
+        except (OSError, RuntimeError, ValueError) as error:
+            warnings.warn(
+                f"The index of collection {self.name!r} was not updated ({error}); "
+                "searches stay correct and the next write retries",
+                IndexWarning,
+                stacklevel=3,
+            )
 
     def _write_batch(self, batch: list[Item], store: bool, stats: EmbedStats) -> None:
         import numpy as np
@@ -280,7 +426,8 @@ class Collection:
             metadata = json.dumps(item.metadata) if item.metadata else None
             rows.append((self.id, item.id, blob, text, binary, hashes[item.id], metadata, now))
             stats.written_ids.append(item.id)
-        if not rows and not refresh:
+        chunked = [item for item in items if item.chunk is not None]
+        if not rows and not refresh and not chunked:
             return
         with self._store.transaction() as conn:
             if self._record.dimensions is None and rows:
@@ -288,6 +435,21 @@ class Collection:
                 self._store.set_dimensions(self.id, dimensions)
             self._store.upsert(conn, rows)
             self._store.update_stored(conn, refresh)
+            if chunked:
+                self._store.upsert_chunks(
+                    conn,
+                    [
+                        (self.id, item.id, c.document_id, c.index, c.start_offset, c.end_offset)
+                        + (c.start_line, c.end_line, c.context)
+                        for item in chunked
+                        if (c := item.chunk) is not None
+                    ],
+                )
+                for item in chunked:
+                    if item.chunk is not None and item.chunk.finish is not None:
+                        finish = item.chunk.finish
+                        stats.stale_chunks += self._store.finish_document(conn, self.id, finish)
+                        stats.documents += 1
         if self._record.dimensions is None and rows:
             self._record = self._store.get_collection(self.name) or self._record
 
@@ -349,16 +511,41 @@ class Collection:
             raise VibesError(f"{source} vector for item {bad!r} is all zeros")
 
     def delete_items(self, ids: Sequence[str]) -> int:
-        """Delete items by id, all or none: raises if any id is missing. Returns the count."""
+        """Delete items by id, all or none: raises if any id is missing. The id of a chunked
+        document deletes all its chunks. Returns how many rows went."""
         ids = list(dict.fromkeys(ids))
-        found = self._store.get_items(self.id, ids)
-        missing = [item_id for item_id in ids if item_id not in found]
+        documents = set(self._store.document_ids(self.id)) & set(ids)
+        plain = [item_id for item_id in ids if item_id not in documents]
+        found = self._store.get_items(self.id, plain)
+        missing = [item_id for item_id in plain if item_id not in found]
         if missing:
             raise ItemNotFoundError(
                 f"Not in collection {self.name!r}: {', '.join(repr(m) for m in missing)}"
             )
-        deleted = self._store.delete_items(self.id, ids)
-        self.database.indexes.maintain(self)
+        with self._store.transaction() as conn:
+            deleted = self._store.delete_documents(conn, self.id, sorted(documents))
+            deleted += self._store.delete_items(conn, self.id, plain)
+        self._maintain_index()
+        return deleted
+
+    def prune(self, keep: Iterable[str], *, prefix: str = "") -> int:
+        """Delete the documents and items whose ids start with ``prefix`` but are not in
+        ``keep`` (what ``embed-multi --files ... --prune`` does). Returns rows deleted."""
+        keep = set(keep)
+        documents = [
+            d for d in self._store.document_ids(self.id) if d.startswith(prefix) and d not in keep
+        ]
+        chunk_ids = set(self._store.chunk_ids(self.id))
+        plain = [
+            item_id
+            for item_id in self._store.item_ids(self.id)
+            if item_id.startswith(prefix) and item_id not in keep and item_id not in chunk_ids
+        ]
+        with self._store.transaction() as conn:
+            deleted = self._store.delete_documents(conn, self.id, documents)
+            deleted += self._store.delete_items(conn, self.id, plain)
+        if deleted:
+            self._maintain_index()
         return deleted
 
     def delete(self) -> None:
@@ -439,8 +626,10 @@ class Collection:
         min_score: float | None = None,
         exact: bool = False,
         skip_id: str | None = None,
+        context: int = 0,
     ) -> list[list[Match]]:
-        """The ``n`` most similar items for each of many query vectors, in one pass."""
+        """The ``n`` most similar items for each of many query vectors, in one pass.
+        ``context=N`` adds to each chunk the N chunks before and after it."""
         import numpy as np
 
         from .index.exact import prepare_queries
@@ -475,7 +664,7 @@ class Collection:
             if min_score is not None:
                 pairs = [(i, score) for i, score in pairs if score >= min_score]
             results.append(pairs)
-        return self._matches(results)
+        return self._matches(results, context)
 
     def _exact_search(
         self, queries: np.ndarray, n: int, candidates: list[tuple[int | None, str]] | None
@@ -486,9 +675,15 @@ class Collection:
         rows = None if candidates is None else index.positions([i for _, i in candidates])
         return index.search_many(queries, n, rows=rows)
 
-    def _matches(self, results: list[list[tuple[str, float]]]) -> list[list[Match]]:
-        """Attach stored content and metadata to (id, score) results, in one query."""
-        stored = self._store.get_items(self.id, list({i for pairs in results for i, _ in pairs}))
+    def _matches(
+        self, results: list[list[tuple[str, float]]], context: int = 0
+    ) -> list[list[Match]]:
+        """Attach stored content, metadata and chunk positions to (id, score) results."""
+        if context < 0:
+            raise VibesError("The context must be 0 or more chunks")
+        ids = list({i for pairs in results for i, _ in pairs})
+        stored = self._store.get_items(self.id, ids)
+        chunks = self._store.chunk_records(self.id, ids)
         output = []
         for pairs in results:
             matches = []
@@ -496,6 +691,74 @@ class Collection:
                 found = stored.get(item_id)
                 content = found.content if found else None
                 metadata = json.loads(found.metadata) if found and found.metadata else None
-                matches.append(Match(item_id, score, content, metadata))
+                match = Match(item_id, score, content, metadata)
+                record = chunks.get(item_id)
+                if record is not None:
+                    document, index, _, _, start_line, end_line, _ = record
+                    match.document, match.lines = document, (start_line, end_line)
+                    if context:
+                        match.context = [
+                            {"id": i, "lines": [a, b], "content": text}
+                            for i, _, a, b, text in self._store.document_chunks(
+                                self.id, document, index - context, index + context
+                            )
+                        ]
+                matches.append(match)
             output.append(matches)
         return output
+
+    def similar_documents(
+        self,
+        content: str | bytes,
+        n: int = 10,
+        *,
+        document_score: str = "max",
+        **options: Any,
+    ) -> list[DocumentMatch]:
+        """The ``n`` documents whose chunks best match ``content``, each with its matching
+        chunks (the best ``chunks_per_document``, default 3). ``document_score``: ``max``
+        (the best chunk, the default), ``mean`` or ``sum`` of the scores of its chunks among
+        the hits. Other options as for :meth:`similar`."""
+        if content is None or content in ("", b""):
+            raise InputError("No content to search for")
+        vector = self._embed([content], query=True)[0]
+        return self.similar_documents_by_vector(vector, n, document_score=document_score, **options)
+
+    def similar_documents_by_vector(
+        self,
+        vector: Sequence[float],
+        n: int = 10,
+        *,
+        document_score: str = "max",
+        chunks_per_document: int = 3,
+        **options: Any,
+    ) -> list[DocumentMatch]:
+        """:meth:`similar_documents` for a query vector."""
+        if document_score not in DOCUMENT_SCORES:
+            raise VibesError(
+                f"Unknown document score {document_score!r}: use {', '.join(DOCUMENT_SCORES)}"
+            )
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise VibesError(f"The number of results must be a positive integer, not {n!r}")
+        skip_id = options.get("skip_id")
+        total = self.count()
+        k = max(50, n * 10)
+        while True:
+            chunks = self.similar_by_vectors([vector], min(k, max(total, 1)), **options)[0]
+            groups: dict[str, list[Match]] = {}
+            for match in chunks:
+                document = match.document or match.id
+                if document != skip_id:  # searching by a document leaves it out
+                    groups.setdefault(document, []).append(match)
+            if len(groups) >= n or k >= total:
+                break
+            k *= 4
+        scored = []
+        for document, matches in groups.items():
+            scores = [m.score for m in matches]
+            value = {"max": max, "sum": sum, "mean": lambda s: sum(s) / len(s)}[document_score]
+            metadata = matches[0].metadata
+            shown = matches[:chunks_per_document]  # already best first
+            scored.append(DocumentMatch(document, float(value(scores)), metadata, shown))
+        scored.sort(key=lambda d: -d.score)
+        return scored[:n]

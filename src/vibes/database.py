@@ -63,6 +63,7 @@ class Database:
     def close(self) -> None:
         """Close the database connection."""
         self._indexes.clear()
+        self.indexes.forget_all()
         self.store.close()
 
     def collection(

@@ -14,3 +14,8 @@ hookimpl = pluggy.HookimplMarker("vibes")
 @hookspec
 def register_embedding_models(register: Callable[..., Any]) -> None:
     """Register embedding models: call ``register(model, aliases=("alias",))`` for each."""
+
+
+@hookspec
+def register_chunkers(register: Callable[..., Any]) -> None:
+    """Register chunkers: call ``register(chunker)`` with a :class:`vibes.chunking.Chunker`."""

@@ -12,7 +12,7 @@ from . import hookspecs
 ENTRY_POINT_GROUP = "vibes"
 
 # Built-in plugins go through the same hooks as third-party ones.
-DEFAULT_PLUGINS = ("vibes.models.default_plugin",)
+DEFAULT_PLUGINS = ("vibes.models.default_plugin", "vibes.chunking.default_plugin")
 
 _manager: pluggy.PluginManager | None = None
 

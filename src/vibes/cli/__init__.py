@@ -63,4 +63,4 @@ def main() -> None:
 
 
 # Register the commands (each module adds its own to `cli`).
-from . import collections, embed, index, models, similar  # noqa: E402,F401
+from . import chunk, collections, embed, index, models, similar  # noqa: E402,F401

@@ -145,6 +145,16 @@ def embed(
 @click.option("--prepend", help="Text to put before every content before embedding")
 @model_option
 @click.option("--store", is_flag=True, help="Store the text itself in the database")
+@click.option("--chunk", "chunker", help="Cut each item into chunks with this chunker")
+@click.option(
+    "chunk_options",
+    "--chunk-option",
+    multiple=True,
+    help="Chunker option as key=value; repeatable",
+)
+@click.option(
+    "--prune", is_flag=True, help="With --files: delete items whose files are gone (under --prefix)"
+)
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the summary line")
 @distance_option
 @database_option
@@ -165,6 +175,9 @@ def embed_multi(
     prepend: str | None,
     model: str | None,
     store: bool,
+    chunker: str | None,
+    chunk_options: tuple[str, ...],
+    prune: bool,
     quiet: bool,
     distance: str | None,
     database: str | None,
@@ -185,6 +198,8 @@ def embed_multi(
       cat items.jsonl | vibes embed-multi docs - --metadata-column url
       vibes embed-multi docs --files docs '**/*.md' --store
       vibes embed-multi posts --sql 'select id, title, body from posts' -d blog.db
+      vibes embed-multi docs --files . '**/*.md' --chunk markdown --store --prune
+      vibes embed-multi docs --files . '**/*.txt' --chunk tokens --chunk-option size=200
     """
     from ..ingest import ColumnSpec, count_files, read_files, read_rows, read_sql, rows_to_items
     from ..ingest.rows import open_input
@@ -202,6 +217,19 @@ def embed_multi(
         raise click.UsageError("--attach applies to --sql only")
     if files and (id_column or content_columns or metadata_columns):
         raise click.UsageError("Column options apply to an input file or --sql, not --files")
+    if prune and not files:
+        raise click.UsageError("--prune applies to --files only")
+    if chunk_options and not chunker:
+        raise click.UsageError("--chunk-option needs --chunk")
+    if chunker and binary:
+        raise click.UsageError("--chunk cuts text; it cannot be used with --binary")
+    from .chunk import parse_options
+
+    parsed_chunk_options = parse_options(chunk_options, "--chunk-option")
+    if chunker:
+        from ..chunking import get_chunker
+
+        get_chunker(chunker).settings(parsed_chunk_options)  # fail before reading anything
 
     show_progress = stderr_is_terminal() and not quiet
     skipped_files: list[str] = []
@@ -230,6 +258,10 @@ def embed_multi(
                     total = sum(1 for _ in read_rows(counting, name, format_, encoding))
         items = rows_to_items(rows, spec, prefix=prefix, prepend=prepend)
 
+    seen_ids: list[str] = []
+    if prune:
+        items = (seen_ids.append(item.id) or item for item in items)
+
     # Read the first item before creating the collection: bad input creates nothing.
     first = next(items, None)
     if first is None:
@@ -244,11 +276,16 @@ def embed_multi(
         else None
     )
 
+    done = 0
+
     def on_batch(count: int, stats: Any) -> None:
-        nonlocal saved
+        nonlocal saved, done
         saved = stats.total
         if bar is not None:
-            bar.update(count)
+            # With chunks, the bar counts documents (files), not chunks.
+            now = stats.documents + stats.documents_skipped if chunker else stats.total
+            bar.update(now - done)
+            done = now
 
     try:
         stats = target.embed_multi(
@@ -256,7 +293,10 @@ def embed_multi(
             store=store,
             batch_size=batch_size,
             on_batch=on_batch,
+            chunk=chunker,
+            chunk_options=parsed_chunk_options,
         )
+        pruned = target.prune(seen_ids, prefix=prefix) if prune else 0
     except KeyboardInterrupt:
         raise Interrupted(
             f"Interrupted: {saved} items were saved; run the same command again to resume"
@@ -274,6 +314,16 @@ def embed_multi(
         if stats.updated:
             parts.append(f"updated {stats.updated} (text or metadata)")
         parts.append(f"skipped {stats.skipped} unchanged")
+        if chunker:
+            parts.append(
+                f"{stats.documents} documents chunked, {stats.documents_skipped} unchanged"
+            )
+        if stats.stale_chunks:
+            parts.append(f"deleted {stats.stale_chunks} stale chunks")
+        if stats.empty_documents:
+            parts.append(f"{stats.empty_documents} documents gave no chunks")
+        if pruned:
+            parts.append(f"pruned {pruned} items of deleted files")
         if skipped_files:
             parts.append(f"skipped {len(skipped_files)} empty files")
         click.echo(", ".join(parts) + f" in collection {collection!r}", err=True)

@@ -32,6 +32,17 @@ from .options import database_option, emit_json_lines, model_option, open_databa
 @click.option("--where", help="Only items for which this SQL condition on embeddings holds")
 @click.option("--min-score", type=float, help="Only results scoring at least this")
 @click.option("--exact", is_flag=True, help="Exact search: bypass the approximate index")
+@click.option("--documents", is_flag=True, help="Rank documents by their chunks")
+@click.option(
+    "--document-score",
+    type=click.Choice(["max", "mean", "sum"]),
+    default="max",
+    show_default=True,
+    help="With --documents: how chunk scores make a document's score",
+)
+@click.option(
+    "--context", type=click.IntRange(min=0), default=0, help="Add N neighbouring chunks per hit"
+)
 @click.option("-p", "--plain", is_flag=True, help="Readable text instead of JSON lines")
 @model_option
 @database_option
@@ -47,6 +58,9 @@ def similar(
     where: str | None,
     min_score: float | None,
     exact: bool,
+    documents: bool,
+    document_score: str,
+    context: int,
     plain: bool,
     model: str | None,
     database: str | None,
@@ -62,6 +76,7 @@ def similar(
       vibes similar docs -i question.txt --plain
       vibes similar docs -c 'backups' --filter 'year>=2020' --filter 'lang in en,fr'
       vibes similar docs -c 'backups' --where "content like '%sqlite%'" --min-score 0.3
+      vibes similar docs -c 'install steps' --documents --context 1
     """
     if number < 1:
         raise click.BadParameter("must be at least 1", param_hint="'-n' / '--number'")
@@ -77,7 +92,35 @@ def similar(
             raise ModelMismatchError(
                 f"Collection {collection!r} was embedded with {target.model_id}, not {wanted}"
             )
-    options = dict(filters=filters, prefix=prefix, where=where, min_score=min_score, exact=exact)
+    options = dict(
+        filters=filters,
+        prefix=prefix,
+        where=where,
+        min_score=min_score,
+        exact=exact,
+        context=context,
+    )
+    if documents:
+        query = target.vector(id) if id else None
+        if query is None:
+            query_content = read_content(content, input_path, binary)
+            found = target.similar_documents(
+                query_content, number, document_score=document_score, **options
+            )
+        else:
+            found = target.similar_documents_by_vector(
+                query, number, document_score=document_score, skip_id=id, **options
+            )
+        if plain:
+            for document in found:
+                click.echo(f"{document.id} ({document.score:.4f})")
+                for match in document.chunks:
+                    lines = f" lines {match.lines[0]}-{match.lines[1]}" if match.lines else ""
+                    click.echo(f"  {match.id} ({match.score:.4f}){lines}")
+                click.echo("")
+        else:
+            emit_json_lines(document.to_dict() for document in found)
+        return
     if id:
         results = target.similar_by_id(id, number, **options)
     else:

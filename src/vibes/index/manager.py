@@ -324,6 +324,10 @@ class IndexManager:
         if state is not None and state.file and directory is not None:
             (directory / state.file).unlink(missing_ok=True)
 
+    def forget_all(self) -> None:
+        """Close every open index (the database is closing)."""
+        self._live.clear()
+
     def maintain(self, collection: Collection) -> None:
         """After a write: build the index once the collection is large enough, repair a
         broken one, or fold a large overlay into a new file."""

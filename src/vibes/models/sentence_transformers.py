@@ -12,6 +12,10 @@ from ..errors import VibesError
 from .base import EmbeddingModel
 
 
+class TruncationWarning(UserWarning):
+    """A text was longer than the model reads; the rest was not embedded."""
+
+
 def pick_device() -> str:
     """CUDA or Apple's MPS when present, else the CPU."""
     import torch
@@ -95,12 +99,46 @@ class SentenceTransformerModel(EmbeddingModel):
         self.dimensions = dimensions
         return model
 
+    @property
+    def max_tokens(self) -> int:
+        """How many tokens of a text the model reads (its special tokens excluded)."""
+        model = self.load()
+        return int(model.max_seq_length) - 2
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character (start, end) of each of the model's tokens in ``text``."""
+        tokenizer = self.load().tokenizer
+        encoded = tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, truncation=False
+        )
+        return [(a, b) for a, b in encoded["offset_mapping"] if b > a]
+
+    def _warn_truncation(self, items: Sequence[str]) -> None:
+        """Say how much of each too-long text the model will not read: never cut silently."""
+        tokenizer = self.load().tokenizer
+        limit = self.max_tokens
+        lengths = [
+            len(ids) for ids in tokenizer(list(items), add_special_tokens=False)["input_ids"]
+        ]
+        long = [length for length in lengths if length > limit]
+        if long:
+            import warnings
+
+            warnings.warn(
+                f"{len(long)} of {len(items)} texts are longer than the {limit} tokens "
+                f"{self.model_id} reads; {sum(long) - limit * len(long):,} tokens were cut "
+                "(embed with --chunk tokens to keep them)",
+                TruncationWarning,
+                stacklevel=4,
+            )
+
     def embed_batch(self, items: Sequence[str | bytes]) -> Any:
         """Embed texts; returns a float32 array with one row per text."""
         for item in items:
             if not isinstance(item, str):
                 raise VibesError(f"Model {self.model_id} embeds text only, not binary content")
         model = self.load()
+        self._warn_truncation(items)  # type: ignore[arg-type]
         return model.encode(
             list(items),
             batch_size=self._encode_batch_size,

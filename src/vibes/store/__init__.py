@@ -1,5 +1,11 @@
 """Storage backends. SQLite is the default and the format shared with ``llm``."""
 
-from .sqlite import CollectionRecord, IndexState, SQLiteStore, StoredItem
+from .sqlite import CollectionRecord, DocumentRecord, IndexState, SQLiteStore, StoredItem
 
-__all__ = ["CollectionRecord", "IndexState", "SQLiteStore", "StoredItem"]
+__all__ = [
+    "CollectionRecord",
+    "DocumentRecord",
+    "IndexState",
+    "SQLiteStore",
+    "StoredItem",
+]

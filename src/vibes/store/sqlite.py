@@ -9,7 +9,7 @@ import datetime
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +154,41 @@ CREATE TRIGGER "vibes_embeddings_delete" AFTER DELETE ON "embeddings" BEGIN
 END""",
         ),
     ),
+    (
+        # Chunked documents: which chunker cut each document (and with what settings), and
+        # where each chunk lies in it. A chunk is an ordinary row of embeddings.
+        "m003_chunks",
+        (
+            """
+CREATE TABLE "vibes_documents" (
+   "collection_id" INTEGER NOT NULL,
+   "document_id" TEXT NOT NULL,
+   "content_hash" BLOB,
+   "chunker" TEXT NOT NULL,
+   "settings" TEXT,
+   "metadata" TEXT,
+   "stored" INTEGER,
+   "chunk_count" INTEGER NOT NULL,
+   "updated" INTEGER,
+   PRIMARY KEY ("collection_id", "document_id")
+)""",
+            """
+CREATE TABLE "vibes_chunks" (
+   "collection_id" INTEGER NOT NULL,
+   "id" TEXT NOT NULL,
+   "document_id" TEXT NOT NULL,
+   "chunk_index" INTEGER NOT NULL,
+   "start_offset" INTEGER,
+   "end_offset" INTEGER,
+   "start_line" INTEGER,
+   "end_line" INTEGER,
+   "context" TEXT,
+   PRIMARY KEY ("collection_id", "id")
+)""",
+            'CREATE INDEX "vibes_chunks_by_document" '
+            'ON "vibes_chunks" ("collection_id", "document_id", "chunk_index")',
+        ),
+    ),
 )
 
 # SQLite's limit on bound parameters is 32766 in modern builds, 999 in old ones.
@@ -185,6 +220,19 @@ class IndexState:
     distance: str | None
     params: str | None  # JSON
     built: int | None
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """A chunked document, as ``vibes_documents`` records it."""
+
+    document_id: str
+    content_hash: bytes | None
+    chunker: str
+    settings: str | None  # JSON
+    metadata: str | None  # JSON
+    stored: int
+    chunk_count: int
 
 
 @dataclass(frozen=True)
@@ -395,7 +443,14 @@ class SQLiteStore:
     def delete_collection(self, collection_id: int) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM embeddings WHERE collection_id = ?", (collection_id,))
-            for table in ("vibes_collections", "vibes_keys", "vibes_changes", "vibes_indexes"):
+            for table in (
+                "vibes_collections",
+                "vibes_keys",
+                "vibes_changes",
+                "vibes_indexes",
+                "vibes_documents",
+                "vibes_chunks",
+            ):
                 conn.execute(f"DELETE FROM {table} WHERE collection_id = ?", (collection_id,))
             conn.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
 
@@ -469,17 +524,33 @@ class SQLiteStore:
             rows,
         )
 
-    def delete_items(self, collection_id: int, ids: Sequence[str]) -> int:
+    def delete_items(self, conn: sqlite3.Connection, collection_id: int, ids: Sequence[str]) -> int:
+        """Delete items (and the chunk records of those that are chunks) in a transaction."""
         deleted = 0
-        with self.transaction() as conn:
-            for part in _chunks(list(ids)):
-                cursor = conn.execute(
-                    "DELETE FROM embeddings WHERE collection_id = ? "
-                    f"AND id IN ({','.join('?' * len(part))})",
-                    (collection_id, *part),
-                )
-                deleted += cursor.rowcount
+        for part in _chunks(list(ids)):
+            marks = ",".join("?" * len(part))
+            cursor = conn.execute(
+                f"DELETE FROM embeddings WHERE collection_id = ? AND id IN ({marks})",
+                (collection_id, *part),
+            )
+            deleted += cursor.rowcount
+            conn.execute(
+                f"DELETE FROM vibes_chunks WHERE collection_id = ? AND id IN ({marks})",
+                (collection_id, *part),
+            )
         return deleted
+
+    def item_ids(self, collection_id: int) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT id FROM embeddings WHERE collection_id = ?", (collection_id,)
+        )
+        return [row[0] for row in rows]
+
+    def chunk_ids(self, collection_id: int) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT id FROM vibes_chunks WHERE collection_id = ?", (collection_id,)
+        )
+        return [row[0] for row in rows]
 
     def load_vectors(self, collection_id: int) -> tuple[list[str], list[bytes]]:
         """Every id and vector blob of a collection, in one pass."""
@@ -624,3 +695,107 @@ class SQLiteStore:
 
     def delete_index_state(self, conn: sqlite3.Connection, collection_id: int) -> None:
         conn.execute("DELETE FROM vibes_indexes WHERE collection_id = ?", (collection_id,))
+
+    # -- chunked documents ----------------------------------------------------------------
+
+    def document(self, collection_id: int, document_id: str) -> DocumentRecord | None:
+        row = self.conn.execute(
+            "SELECT document_id, content_hash, chunker, settings, metadata, stored, chunk_count "
+            "FROM vibes_documents WHERE collection_id = ? AND document_id = ?",
+            (collection_id, document_id),
+        ).fetchone()
+        return DocumentRecord(*row) if row else None
+
+    def document_ids(self, collection_id: int) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT document_id FROM vibes_documents WHERE collection_id = ?", (collection_id,)
+        )
+        return [row[0] for row in rows]
+
+    def upsert_chunks(self, conn: sqlite3.Connection, rows: Sequence[tuple]) -> None:
+        """Rows of (collection_id, id, document_id, chunk_index, start_offset, end_offset,
+        start_line, end_line, context)."""
+        conn.executemany(
+            "INSERT OR REPLACE INTO vibes_chunks (collection_id, id, document_id, chunk_index, "
+            "start_offset, end_offset, start_line, end_line, context) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def finish_document(
+        self, conn: sqlite3.Connection, collection_id: int, record: DocumentRecord
+    ) -> int:
+        """Record a document as chunked and delete its chunks past the new count (left from
+        a longer version). Returns how many stale chunks were deleted."""
+        conn.execute(
+            "INSERT OR REPLACE INTO vibes_documents (collection_id, document_id, content_hash, "
+            "chunker, settings, metadata, stored, chunk_count, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, strftime('%s', 'now'))",
+            (collection_id, *astuple(record)),
+        )
+        return self._delete_chunks(conn, collection_id, record.document_id, record.chunk_count)
+
+    def _delete_chunks(
+        self, conn: sqlite3.Connection, collection_id: int, document_id: str, keep: int = 0
+    ) -> int:
+        stale = [
+            row[0]
+            for row in conn.execute(
+                "SELECT id FROM vibes_chunks WHERE collection_id = ? AND document_id = ? "
+                "AND chunk_index >= ?",
+                (collection_id, document_id, keep),
+            )
+        ]
+        for part in _chunks(stale):
+            marks = ",".join("?" * len(part))
+            conn.execute(
+                f"DELETE FROM embeddings WHERE collection_id = ? AND id IN ({marks})",
+                (collection_id, *part),
+            )
+            conn.execute(
+                f"DELETE FROM vibes_chunks WHERE collection_id = ? AND id IN ({marks})",
+                (collection_id, *part),
+            )
+        return len(stale)
+
+    def delete_documents(
+        self, conn: sqlite3.Connection, collection_id: int, document_ids: Iterable[str]
+    ) -> int:
+        """Delete documents with all their chunks; returns how many chunks went."""
+        deleted = 0
+        for document_id in document_ids:
+            deleted += self._delete_chunks(conn, collection_id, document_id)
+            conn.execute(
+                "DELETE FROM vibes_documents WHERE collection_id = ? AND document_id = ?",
+                (collection_id, document_id),
+            )
+        return deleted
+
+    def chunk_records(self, collection_id: int, ids: Sequence[str]) -> dict[str, tuple]:
+        """id -> (document_id, chunk_index, start_offset, end_offset, start_line, end_line,
+        context) for the chunks among ``ids``."""
+        found: dict[str, tuple] = {}
+        for part in _chunks(list(ids)):
+            rows = self.conn.execute(
+                "SELECT id, document_id, chunk_index, start_offset, end_offset, start_line, "
+                "end_line, context FROM vibes_chunks WHERE collection_id = ? "
+                f"AND id IN ({','.join('?' * len(part))})",
+                (collection_id, *part),
+            )
+            for row in rows:
+                found[row[0]] = row[1:]
+        return found
+
+    def document_chunks(
+        self, collection_id: int, document_id: str, first: int, last: int
+    ) -> list[tuple]:
+        """(id, chunk_index, start_line, end_line, content) of a document's chunks with
+        indexes from ``first`` to ``last``, in order."""
+        return self.conn.execute(
+            "SELECT c.id, c.chunk_index, c.start_line, c.end_line, e.content "
+            "FROM vibes_chunks c LEFT JOIN embeddings e "
+            "ON e.collection_id = c.collection_id AND e.id = c.id "
+            "WHERE c.collection_id = ? AND c.document_id = ? AND c.chunk_index BETWEEN ? AND ? "
+            "ORDER BY c.chunk_index",
+            (collection_id, document_id, first, last),
+        ).fetchall()
