@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import vibes
-from vibes import models, plugins
+from vibes import chunking, models, plugins
 from vibes.cli import cli
 
 PLUGIN_SOURCE = Path(__file__).parent / "plugin_src" / "vibes_test_plugin.py"
@@ -46,6 +46,7 @@ def plugin_site(tmp_path_factory) -> Path:
 def _reset_plugins() -> None:
     plugins._manager = None
     models._reset_registry()
+    chunking._reset_registry()
 
 
 @pytest.fixture

@@ -118,7 +118,11 @@ def test_default_database_is_created_in_the_user_dir(invoke, isolated_home, test
 def test_plugin_is_loaded_through_its_entry_point(run, test_plugin):
     plugins = [json.loads(line) for line in run(["plugins"]).stdout.splitlines()]
     assert plugins == [
-        {"name": "vibes_test_plugin", "hooks": ["register_embedding_models"], "version": "0.1"}
+        {
+            "name": "vibes_test_plugin",
+            "hooks": ["register_chunkers", "register_embedding_models"],
+            "version": "0.1",
+        }
     ]
     models = [json.loads(line)["id"] for line in run(["models"]).stdout.splitlines()]
     assert "hash-test" in models and "resizable-test" in models

@@ -59,3 +59,24 @@ class ResizableModel(vibes.EmbeddingModel):
 def register_embedding_models(register):
     register(HashModel(), aliases=("hash",))
     register(ResizableModel())
+
+
+def _every_n_words(text, options, model):
+    import re
+
+    from vibes.chunking import Chunk
+
+    words = list(re.finditer(r"\S+", text))
+    step = options["n"]
+    for first in range(0, len(words), step):
+        last = words[min(first + step, len(words)) - 1]
+        yield Chunk(text[words[first].start() : last.end()], words[first].start(), last.end())
+
+
+@vibes.hookimpl
+def register_chunkers(register):
+    from vibes.chunking import Chunker, Option
+
+    register(
+        Chunker("words", "Every n words", _every_n_words, {"n": Option(int, 3, "Words per chunk")})
+    )
