@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python bench/bench_embed_multi.py
 	$(BIN)/python bench/bench_similar.py
 	$(BIN)/python bench/bench_startup.py
+	$(BIN)/python bench/bench_chunking.py
 	$(BIN)/python bench/bench_index.py --sizes 100000,1000000
 
 clean:
