@@ -122,12 +122,14 @@ class EmbedStats:
     #: Documents that gave no chunk, and chunks left from longer versions that were deleted.
     empty_documents: int = 0
     stale_chunks: int = 0
+    #: (id, reason) of items the model could not embed, skipped.
+    rejected: list[tuple[str, str]] = field(default_factory=list)
     #: Ids written, in order, of the items embedded or reused.
     written_ids: list[str] = field(default_factory=list, repr=False)
 
     @property
     def total(self) -> int:
-        return self.embedded + self.reused + self.updated + self.skipped
+        return self.embedded + self.reused + self.updated + self.skipped + len(self.rejected)
 
 
 def as_item(value: Item | dict[str, Any] | tuple | list) -> Item:
@@ -398,6 +400,19 @@ class Collection:
             self._check_vectors(array, [item.id for item in given], "Given")
             vectors.update(zip((item.id for item in given), array))
         to_embed = [item for item in pending if item.vector is None]
+        if to_embed:
+            # Items the model cannot embed (a file that is no image, for an image model)
+            # are skipped and counted, not fatal.
+            model = self.model()
+            rejected = {}
+            for item in to_embed:
+                reason = model.reject(item.content)  # type: ignore[arg-type]
+                if reason is not None:
+                    rejected[item.id] = reason
+            if rejected:
+                stats.rejected.extend(rejected.items())
+                to_embed = [item for item in to_embed if item.id not in rejected]
+                pending = [item for item in pending if item.id not in rejected]
         reusable = self._store.vectors_by_hash(self.id, [hashes[item.id] for item in to_embed])
         first_with_hash: dict[bytes, Item] = {}
         for item in to_embed:

@@ -324,6 +324,8 @@ def embed_multi(
             parts.append(f"{stats.empty_documents} documents gave no chunks")
         if pruned:
             parts.append(f"pruned {pruned} items of deleted files")
+        if stats.rejected:
+            parts.append(f"skipped {len(stats.rejected)} the model cannot read")
         if skipped_files:
             parts.append(f"skipped {len(skipped_files)} empty files")
         click.echo(", ".join(parts) + f" in collection {collection!r}", err=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from ..config import default_database_path
@@ -44,6 +46,81 @@ def models_list(table: bool) -> None:
         emit_json_lines(rows)
 
 
+@models.command(name="register")
+@click.argument("path_or_name", required=False)
+@click.option("--alias", required=True, help="Name to use the model by (-m NAME)")
+@click.option("--query-prefix", default="", help="Put before every search query, e.g. 'query: '")
+@click.option("--document-prefix", default="", help="Put before every document, e.g. 'passage: '")
+@click.option(
+    "--normalize/--no-normalize", default=None, help="Scale vectors to unit length (or not)"
+)
+@click.option("--max-length", type=click.IntRange(min=1), help="Tokens of a text the model reads")
+@click.option("--api", "api_url", help="Base URL of an OpenAI-compatible API, e.g. http://host/v1")
+@click.option("--api-model", help="The model name the API knows (default: the alias)")
+@click.option("--api-key-name", help="Key saved with 'vibes keys set NAME' to send")
+@click.option("--api-key-env", help="Environment variable holding the key")
+@click.option("--dimensions", type=click.IntRange(min=1), help="Vector length (API models)")
+def models_register(
+    path_or_name: str | None,
+    alias: str,
+    query_prefix: str,
+    document_prefix: str,
+    normalize: bool | None,
+    max_length: int | None,
+    api_url: str | None,
+    api_model: str | None,
+    api_key_name: str | None,
+    api_key_env: str | None,
+    dimensions: int | None,
+) -> None:
+    """Make a model usable by name: a sentence-transformers or CLIP directory (or a name in
+    the local Hugging Face cache), or a model behind an OpenAI-compatible API. Saved in the
+    user settings.
+
+    
+    Examples:
+      vibes models register ~/models/e5-large-v2 --alias e5 \
+          --query-prefix 'query: ' --document-prefix 'passage: '
+      vibes models register ~/models/clip-vit-b-32 --alias clip
+      vibes models register --api http://localhost:11434/v1 --api-model nomic-embed-text \
+          --alias nomic
+      vibes models register --api https://api.example.com/v1 --api-model embed-v3 \
+          --alias remote --api-key-name example
+    """
+    from ..models.registrations import register
+
+    if (api_model or api_key_name or api_key_env) and not api_url:
+        raise click.UsageError("--api-model and the key options go with --api URL")
+    entry = register(
+        path_or_name,
+        alias=alias,
+        api_url=api_url,
+        api_model=api_model,
+        api_key_name=api_key_name,
+        api_key_env=api_key_env,
+        dimensions=dimensions,
+        query_prefix=query_prefix,
+        document_prefix=document_prefix,
+        normalize=normalize,
+        max_length=max_length,
+    )
+    click.echo(json.dumps(entry))
+
+
+@models.command(name="unregister")
+@click.argument("alias")
+def models_unregister(alias: str) -> None:
+    """Forget a model registered with 'vibes models register'.
+
+    
+    Example:
+      vibes models unregister e5
+    """
+    from ..models.registrations import unregister
+
+    unregister(alias)
+
+
 @models.command(name="default")
 @click.argument("model", required=False)
 @click.option("--remove", is_flag=True, help="Go back to the built-in default model")
@@ -66,6 +143,76 @@ def models_default(model: str | None, remove: bool) -> None:
         set_default_model(model)
     else:
         click.echo(default_model_id())
+
+
+@cli.group(cls=DefaultGroup, default_command="list")
+def keys() -> None:
+    """Manage API keys (default: list their names)."""
+
+
+@keys.command(name="list")
+def keys_list() -> None:
+    """List the names of the saved keys (never the keys).
+
+    
+    Example:
+      vibes keys
+    """
+    from ..keys import key_names
+
+    for name in key_names():
+        click.echo(name)
+
+
+@keys.command(name="set")
+@click.argument("name")
+@click.option("--value", help="The key (default: prompt for it without echo, or read stdin)")
+def keys_set(name: str, value: str | None) -> None:
+    """Save an API key under NAME, readable by the user alone.
+
+    
+    Examples:
+      vibes keys set openai
+      echo "$KEY" | vibes keys set openai
+    """
+    import sys
+
+    from ..keys import set_key
+
+    if value is None:
+        if sys.stdin.isatty():
+            value = click.prompt(f"Key for {name}", hide_input=True)
+        else:
+            value = sys.stdin.readline()
+    set_key(name, value)
+
+
+@keys.command(name="remove")
+@click.argument("name")
+def keys_remove(name: str) -> None:
+    """Delete the saved key NAME.
+
+    
+    Example:
+      vibes keys remove openai
+    """
+    from ..keys import remove_key
+
+    if not remove_key(name):
+        raise click.ClickException(f"No key called {name!r}")
+
+
+@keys.command(name="path")
+def keys_path() -> None:
+    """Print the path of the keys file.
+
+    
+    Example:
+      vibes keys path
+    """
+    from ..keys import keys_path as path_of_keys
+
+    click.echo(path_of_keys())
 
 
 @cli.command()

@@ -66,7 +66,19 @@ def get_model(name: str | None = None) -> EmbeddingModel:
     for entry in registered_models():
         if wanted in entry.aliases:
             return entry.model
+    # llm and its plugins: "llm:NAME", or a bare id of an llm model (a collection llm wrote).
+    from .llm_models import PREFIX, llm_model
+
+    if wanted.startswith(PREFIX) or not _looks_local(wanted):
+        found = llm_model(wanted)
+        if found is not None:
+            return found
     raise UnknownModelError(f"Unknown embedding model: {wanted} (run 'vibes models' to list them)")
+
+
+def _looks_local(name: str) -> bool:
+    # Names that are paths are never handed to llm.
+    return name.startswith((".", "/", "~"))
 
 
 def default_model_id() -> str:

@@ -30,6 +30,10 @@ class EmbeddingModel:
         """Embed search queries. Models with query-specific prefixes override this."""
         return self.embed_batch(items)
 
+    def reject(self, item: str | bytes) -> str | None:
+        """Why this model cannot embed ``item`` (it is skipped and counted), or None."""
+        return None
+
     def embed(self, item: str | bytes) -> list[float]:
         """Embed a single document and return its vector as a list of floats."""
         (vector,) = list(self.embed_batch([item]))

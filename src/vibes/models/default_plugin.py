@@ -8,6 +8,8 @@ from typing import Any
 
 from ..hookspecs import hookimpl
 from . import DEFAULT_MODEL_ID
+from .openai import OPENAI_MODELS, OpenAICompatibleModel
+from .registrations import build, registrations
 from .sentence_transformers import SentenceTransformerModel
 
 
@@ -24,3 +26,7 @@ def register_embedding_models(register: Callable[..., Any]) -> None:
         SentenceTransformerModel(DEFAULT_MODEL_ID, _minilm_path, dimensions=384),
         aliases=("minilm", "all-MiniLM-L6-v2"),
     )
+    for model_id, dimensions, aliases in OPENAI_MODELS:
+        register(OpenAICompatibleModel(model_id, model_id, dimensions=dimensions), aliases=aliases)
+    for entry in registrations():
+        register(build(entry), aliases=(entry["alias"],))

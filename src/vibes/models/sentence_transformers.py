@@ -45,9 +45,20 @@ class SentenceTransformerModel(EmbeddingModel):
         *,
         dimensions: int | None = None,
         encode_batch_size: int = 32,
+        query_prefix: str = "",
+        document_prefix: str = "",
+        normalize: bool | None = None,
+        max_length: int | None = None,
     ) -> None:
         self.model_id = model_id
         self.dimensions = dimensions
+        #: Put before every query / document by the model, so callers never type them
+        #: (E5's "query: " and "passage: ").
+        self.query_prefix = query_prefix
+        self.document_prefix = document_prefix
+        #: True or False overrides whether vectors are scaled to unit length.
+        self.normalize = normalize
+        self.max_length = max_length
         self._path = path
         self._encode_batch_size = encode_batch_size
         self._model: Any = None
@@ -55,7 +66,7 @@ class SentenceTransformerModel(EmbeddingModel):
 
     @property
     def path(self) -> Path:
-        """The directory the model's files are loaded from."""
+        """The directory the model's files are loaded from (or a name in the HF cache)."""
         return Path(self._path() if callable(self._path) else self._path)
 
     def load(self) -> Any:
@@ -71,7 +82,7 @@ class SentenceTransformerModel(EmbeddingModel):
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         path = self.path
-        if not path.is_dir():
+        if not path.is_dir() and (path.is_absolute() or str(path).startswith(".")):
             raise VibesError(f"Model {self.model_id}: directory not found: {path}")
         from transformers.utils import logging as transformers_logging
 
@@ -97,6 +108,8 @@ class SentenceTransformerModel(EmbeddingModel):
                 f"expected {self.dimensions}"
             )
         self.dimensions = dimensions
+        if self.max_length:
+            model.max_seq_length = self.max_length
         return model
 
     @property
@@ -133,15 +146,27 @@ class SentenceTransformerModel(EmbeddingModel):
             )
 
     def embed_batch(self, items: Sequence[str | bytes]) -> Any:
-        """Embed texts; returns a float32 array with one row per text."""
+        """Embed documents; returns a float32 array with one row per text."""
+        return self._encode(items, self.document_prefix)
+
+    def embed_query_batch(self, items: Sequence[str | bytes]) -> Any:
+        """Embed search queries, with the query prefix."""
+        return self._encode(items, self.query_prefix)
+
+    def _encode(self, items: Sequence[str | bytes], prefix: str) -> Any:
         for item in items:
             if not isinstance(item, str):
                 raise VibesError(f"Model {self.model_id} embeds text only, not binary content")
+        texts = [prefix + item for item in items] if prefix else list(items)
         model = self.load()
-        self._warn_truncation(items)  # type: ignore[arg-type]
+        self._warn_truncation(texts)  # type: ignore[arg-type]
+        options: dict[str, Any] = {}
+        if self.normalize is not None:
+            options["normalize_embeddings"] = self.normalize
         return model.encode(
-            list(items),
+            texts,
             batch_size=self._encode_batch_size,
             convert_to_numpy=True,
             show_progress_bar=False,
+            **options,
         )

@@ -1,0 +1,69 @@
+"""API keys: from an environment variable, else saved by ``vibes keys set`` in a file only
+the user can read. Keys never go into the database, the output, or an error message."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .config import user_dir
+from .errors import VibesError
+
+KEYS_FILENAME = "keys.json"
+
+
+def keys_path() -> Path:
+    return user_dir() / KEYS_FILENAME
+
+
+def _load() -> dict[str, str]:
+    try:
+        data = json.loads(keys_path().read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        raise VibesError(f"Cannot read the keys file {keys_path()}: {error}") from None
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _save(keys: dict[str, str]) -> None:
+    path = keys_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    # Created with user-only permissions from the start: no moment where others can read it.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump(keys, file, indent=2, sort_keys=True)
+    os.chmod(temporary, 0o600)
+    os.replace(temporary, path)
+
+
+def set_key(name: str, value: str) -> None:
+    """Save the key ``name``."""
+    value = value.strip()
+    if not name or not value:
+        raise VibesError("A key needs a name and a value")
+    keys = _load()
+    keys[name] = value
+    _save(keys)
+
+
+def remove_key(name: str) -> bool:
+    keys = _load()
+    if name not in keys:
+        return False
+    del keys[name]
+    _save(keys)
+    return True
+
+
+def key_names() -> list[str]:
+    return sorted(_load())
+
+
+def get_key(name: str, env_var: str | None = None) -> str | None:
+    """The key from ``$env_var`` when set, else the saved key ``name``."""
+    if env_var and os.environ.get(env_var):
+        return os.environ[env_var]
+    return _load().get(name)
