@@ -40,6 +40,14 @@ def plugin_site(tmp_path_factory) -> Path:
         "Metadata-Version: 2.1\nName: vibes-test-plugin\nVersion: 0.1\n"
     )
     (dist_info / "entry_points.txt").write_text("[vibes]\nvibes_test_plugin = vibes_test_plugin\n")
+    # A plugin for llm, so that llm's own plugin mechanism gives vibes a model.
+    shutil.copy(PLUGIN_SOURCE.parent / "llm_test_plugin.py", site / "llm_test_plugin.py")
+    llm_info = site / "llm_test_plugin-0.1.dist-info"
+    llm_info.mkdir()
+    (llm_info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: llm-test-plugin\nVersion: 0.1\n"
+    )
+    (llm_info / "entry_points.txt").write_text("[llm]\nllm_test_plugin = llm_test_plugin\n")
     return site
 
 
@@ -100,3 +108,21 @@ def minilm():
     model = vibes.get_model("minilm")
     model.embed("warm up")
     return model
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """Paths of a tiny sentence-transformers model and a tiny CLIP, made once a session."""
+    from tiny_models import make_clip, make_sentence_transformer
+
+    directory = tmp_path_factory.mktemp("models")
+    return {"st": make_sentence_transformer(directory), "clip": make_clip(directory)}
+
+
+@pytest.fixture
+def fake_openai(test_plugin):
+    from fake_openai import FakeOpenAI
+
+    server = FakeOpenAI()
+    yield server
+    server.close()

@@ -62,8 +62,8 @@ def key_names() -> list[str]:
     return sorted(_load())
 
 
-def get_key(name: str, env_var: str | None = None) -> str | None:
+def get_key(name: str | None, env_var: str | None = None) -> str | None:
     """The key from ``$env_var`` when set, else the saved key ``name``."""
     if env_var and os.environ.get(env_var):
         return os.environ[env_var]
-    return _load().get(name)
+    return _load().get(name) if name else None

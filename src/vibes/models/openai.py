@@ -81,13 +81,12 @@ class OpenAICompatibleModel(EmbeddingModel):
         return self.url + "/embeddings"
 
     def _key(self) -> str | None:
-        key = get_key(self.key_name, self.key_env) if self.key_name else None
+        key = get_key(self.key_name, self.key_env)
         if key is None and self.needs_key:
-            where = f"${self.key_env} or " if self.key_env else ""
-            raise VibesError(
-                f"Model {self.model_id} needs an API key: set {where}"
-                f"run 'vibes keys set {self.key_name}'"
-            )
+            ways = [f"set ${self.key_env}"] if self.key_env else []
+            if self.key_name:
+                ways.append(f"run 'vibes keys set {self.key_name}'")
+            raise VibesError(f"Model {self.model_id} needs an API key: {' or '.join(ways)}")
         return key
 
     def embed_batch(self, items: Sequence[str | bytes]) -> list[list[float]]:
