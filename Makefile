@@ -33,6 +33,7 @@ bench: install
 	$(BIN)/python bench/bench_similar.py
 	$(BIN)/python bench/bench_startup.py
 	$(BIN)/python bench/bench_chunking.py
+	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_index.py --sizes 100000,1000000
 
 clean:
