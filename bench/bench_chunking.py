@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from model_timer import ModelTimer
+
 
 def documents(limit: int, max_chars: int) -> list[tuple[str, str]]:
     found = []
@@ -53,17 +55,7 @@ def main() -> None:
     st_model = model.load()
     st_model.encode(["warm up"] * 32)
 
-    in_model: list[float] = []
-    embed_batch = model.embed_batch
-
-    def timed(items):
-        start = time.perf_counter()
-        try:
-            return embed_batch(items)
-        finally:
-            in_model.append(time.perf_counter() - start)
-
-    model.embed_batch = timed  # type: ignore[method-assign]
+    timer = ModelTimer(model)
     start = time.perf_counter()
     chunk_count = sum(
         len(vibes.chunk(text, args.chunker, model=model, **options)) for _, text in docs
@@ -75,13 +67,13 @@ def main() -> None:
         stats = collection.embed_multi(docs, store=True, chunk=args.chunker, chunk_options=options)
         total = time.perf_counter() - start
         texts = [item["content"] for item in collection.items()]
-    model.embed_batch = embed_batch  # type: ignore[method-assign]
+    timer.restore()
     start = time.perf_counter()
     st_model.encode(texts, batch_size=32, show_progress_bar=False)
     baseline = time.perf_counter() - start
 
     characters = sum(len(text) for _, text in docs)
-    model_seconds = sum(in_model)
+    model_seconds = timer.seconds
     print(
         f"{len(docs)} documents from /usr/share/doc, {characters / 1e6:.1f} M characters, "
         f"chunker {args.chunker} {options}: {chunk_count} chunks "

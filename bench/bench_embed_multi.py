@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from model_timer import ModelTimer
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,7 +36,6 @@ def run_vibes(data: bytes, directory: Path, round_number: int) -> float:
     from vibes.ingest import ColumnSpec, read_rows, rows_to_items
 
     db = vibes.Database(directory / f"bench-{round_number}.db")
-    MODEL_SECONDS.clear()
     start = time.perf_counter()
     rows = read_rows(io.BytesIO(data), "stdlib.jsonl")
     items = rows_to_items(rows, ColumnSpec(content_columns=("docstring",)))
@@ -43,23 +44,6 @@ def run_vibes(data: bytes, directory: Path, round_number: int) -> float:
     assert stats.embedded + stats.reused == data.count(b"\n"), stats
     db.close()
     return elapsed
-
-
-MODEL_SECONDS: list[float] = []
-
-
-def time_model_calls(model) -> None:
-    """Record the seconds spent inside the model, to show vibes' own overhead apart."""
-    embed_batch = model.embed_batch
-
-    def timed(items):
-        start = time.perf_counter()
-        try:
-            return embed_batch(items)
-        finally:
-            MODEL_SECONDS.append(time.perf_counter() - start)
-
-    model.embed_batch = timed
 
 
 def run_baseline(texts: list[str], model) -> float:
@@ -83,13 +67,14 @@ def main() -> None:
     model = vibes.get_model("minilm")
     st_model = model.load()  # the very same SentenceTransformer object for both sides
     st_model.encode(texts[:64])  # warm-up
-    time_model_calls(model)
+    timer = ModelTimer(model)
     baseline_times, vibes_times, outside_model = [], [], []
     with tempfile.TemporaryDirectory() as directory:
         for round_number in range(args.rounds):
             baseline_times.append(run_baseline(texts, st_model))
+            timer.reset()
             vibes_times.append(run_vibes(data, Path(directory), round_number))
-            outside_model.append(vibes_times[-1] - sum(MODEL_SECONDS))
+            outside_model.append(vibes_times[-1] - timer.seconds)
     best_baseline, best_vibes = min(baseline_times), min(vibes_times)
     n = len(texts)
     print(f"texts: {n} standard-library docstrings, mean {sum(map(len, texts)) / n:.0f} chars")

@@ -71,7 +71,7 @@ def test_unknown_model(run, db_path):
 
 def test_query_with_another_model_than_the_collections(run, seeded):
     result = run(["similar", "items", "-c", "x", "-m", "minilm", "-d", seeded])
-    assert_one_line_error(result, "was embedded with hash-test", vibes.models.DEFAULT_MODEL_ID)
+    assert_one_line_error(result, "uses model hash-test, not", vibes.models.DEFAULT_MODEL_ID)
     result = run(["embed", "items", "new", "-c", "x", "-m", "minilm", "-d", seeded])
     assert_one_line_error(result, "uses model hash-test")
     assert count(seeded) == 2

@@ -7,7 +7,6 @@ import textwrap
 
 import click
 
-from ..errors import ModelMismatchError
 from . import cli
 from .options import database_option, emit_json_lines, model_option, open_database, read_content
 
@@ -83,15 +82,8 @@ def similar(
     if id and (content is not None or input_path):
         raise click.UsageError("Give an ID or -c/-i content, not both")
     db = open_database(database)
-    target = db.collection(collection, create=False)
-    if model:
-        from ..models import get_model
-
-        wanted = get_model(model).model_id if model != target.model_id else model
-        if wanted != target.model_id:
-            raise ModelMismatchError(
-                f"Collection {collection!r} was embedded with {target.model_id}, not {wanted}"
-            )
+    # Naming another model than the collection's is refused (ModelMismatchError).
+    target = db.collection(collection, model, create=False)
     options = dict(
         filters=filters,
         prefix=prefix,
