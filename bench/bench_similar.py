@@ -4,7 +4,7 @@ Both read the same SQLite file. llm's ``Collection.similar_by_vector`` decodes a
 every row in Python; vibes scores one float32 matrix with BLAS. vibes is measured three
 ways: warm (the matrix kept in the process, as in a server or notebook), cold (a new
 ``Database`` whose first query reads every vector), and the ``vibes similar`` command
-(a whole new process, model-free query by ID).
+(a whole new process, model-free query by ID); each exactly and through the index.
 
     python bench/bench_similar.py [--size N] [--llm-queries Q]
 """
@@ -61,7 +61,10 @@ def main() -> None:
         collection.embed_multi(
             ({"id": f"item-{i}", "vector": v} for i, v in enumerate(vectors)), batch_size=5000
         )
-        print(f"stored {args.size} x 384 vectors in {time.perf_counter() - start:.1f} s")
+        print(
+            f"stored {args.size} x 384 vectors in {time.perf_counter() - start:.1f} s "
+            "(with the index built automatically above 20,000 items)"
+        )
 
         llm_collection = llm.Collection("bench", sqlite_utils.Database(path))
         llm_times = timed(
@@ -69,32 +72,43 @@ def main() -> None:
         )
         # Same answer from both, before any speed is compared.
         expected = [e.id for e in llm_collection.similar_by_vector(queries[0].tolist(), 10)]
-        assert [m.id for m in collection.similar_by_vector(queries[0], 10)] == expected
+        exact = [m.id for m in collection.similar_by_vector(queries[0], 10, exact=True)]
+        assert exact == expected
 
-        def cold() -> None:
+        def cold(exact: bool) -> None:
             fresh = vibes.Database(path)
-            fresh.collection("bench").similar_by_vector(queries[0], 10)
+            fresh.collection("bench").similar_by_vector(queries[0], 10, exact=exact)
             fresh.close()
 
-        cold_times = timed(cold, 5)
-        collection.similar_by_vector(queries[0], 10)  # load once
         position = iter(range(10**9))
-        warm_times = timed(
-            lambda: collection.similar_by_vector(queries[next(position) % len(queries)], 10), 200
-        )
+
+        def warm(exact: bool) -> None:
+            query = queries[next(position) % len(queries)]
+            collection.similar_by_vector(query, 10, exact=exact)
+
+        rows = []
+        for exact in (True, False):
+            label = "exact" if exact else "index"
+            collection.similar_by_vector(queries[0], 10, exact=exact)  # load once
+            rows.append((f"vibes {label}, warm (kept in process)", warm, exact, 200))
+            rows.append((f"vibes {label}, cold (new Database)", cold, exact, 5))
+        measured = [
+            (name, statistics.median(timed(lambda f=f, e=e: f(e), runs)))
+            for name, f, e, runs in rows
+        ]
         command = [sys.executable, "-m", "vibes", "similar", "bench", "item-0", "-d", str(path)]
         env = {**os.environ, "VIBES_DISABLE_PLUGINS": "1"}
-        cli_times = timed(
-            lambda: subprocess.run(command, check=True, capture_output=True, env=env), 5
-        )
+        for name, extra in (("exact", ["--exact"]), ("index", [])):
+            cli = timed(
+                lambda extra=extra: subprocess.run(
+                    command + extra, check=True, capture_output=True, env=env
+                ),
+                5,
+            )
+            measured.append((f"vibes similar ID {name} (new process)", statistics.median(cli)))
 
     llm_median = statistics.median(llm_times)
-    rows = [
-        ("llm 0.36 Collection.similar_by_vector", llm_median),
-        ("vibes, warm (matrix kept in process)", statistics.median(warm_times)),
-        ("vibes, cold (new Database, reads all)", statistics.median(cold_times)),
-        ("vibes similar ID (whole new process)", statistics.median(cli_times)),
-    ]
+    rows = [("llm 0.36 Collection.similar_by_vector", llm_median), *measured]
     print(f"{args.size} vectors x 384 dimensions, top 10, median of runs")
     for name, seconds in rows:
         print(f"  {name:<40} {seconds * 1000:10.2f} ms   {llm_median / seconds:8.1f}x llm")
