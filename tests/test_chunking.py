@@ -115,6 +115,17 @@ def test_python_chunks_functions_classes_and_methods_with_qualified_names():
     assert_located(PYTHON, chunks)
 
 
+def test_python_module_level_code_is_kept():
+    script = '"""A script."""\nimport sys\n\nX = 1\n\ndef f():\n    pass\n\nprint(f(), X)\n'
+    chunks = vibes.chunk(script, "python")
+    assert [(c.context.split("\n")[0], c.text) for c in chunks] == [
+        ("module", '"""A script."""\nimport sys\n\nX = 1'),
+        ("def f()", "def f():\n    pass"),
+        ("module", "print(f(), X)"),
+    ]
+    assert_located(script, chunks)
+
+
 def test_python_that_does_not_parse_falls_back_to_code_blocks():
     broken = "def ok():\n    return 1\n\ndef broken(:\n    pass\n\nx = 1\n"
     chunks = vibes.chunk(broken, "python", fallback_size=10)
@@ -331,6 +342,24 @@ def test_prune_removes_chunks_of_deleted_files(invoke, docs, db_path, test_plugi
     assert "pruned 1 items of deleted files" in pruned.stderr
     assert [r[0] for r in chunk_rows(db_path)][-1] == "guide.md#4"
     assert vibes.Database(db_path).collection("d").count() == 4
+
+
+def test_a_document_that_gives_no_chunks_is_counted_and_loses_its_old_chunks(
+    invoke, tmp_path, db_path, test_plugin
+):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "a.py").write_text("def f():\n    return 1\n")
+    args = ["embed-multi", "c", "--files", code, "*.py", "--chunk", "python", "-m", "hash"]
+    args += ["-d", db_path]
+    assert invoke(args).exit_code == 0
+    assert vibes.Database(db_path).collection("c").count() == 1
+    (code / "a.py").write_text("# only a comment now\n")
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    assert "1 documents gave no chunks" in result.stderr
+    assert vibes.Database(db_path).collection("c").count() == 0
+    assert chunk_rows(db_path) == []
 
 
 def test_documents_without_chunks_are_counted_and_bad_combinations_refused(

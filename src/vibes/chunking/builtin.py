@@ -170,10 +170,19 @@ def _python(text: str, options: dict[str, Any], model: Any) -> Iterator[Chunk]:
         end = starts[last_line] if last_line < len(starts) else len(text)
         return starts[first_line - 1], end
 
-    docstring = ast.get_docstring(tree, clean=False)
-    if docstring and tree.body:
-        start, end = span(tree.body[0].lineno, tree.body[0].end_lineno or tree.body[0].lineno)
-        yield trimmed(text, start, end, context="module")
+    # Module-level code between definitions (the docstring, imports, constants, a script's
+    # statements): each unbroken run is a chunk, so no code is left out.
+    definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    found: list[Chunk] = []
+    run: list[ast.stmt] = []
+    for node in [*tree.body, None]:
+        if node is not None and not isinstance(node, definitions):
+            run.append(node)
+            continue
+        if run:
+            first, last = run[0].lineno, run[-1].end_lineno or run[-1].lineno
+            found.append(trimmed(text, *span(first, last), context="module"))
+            run = []
 
     def visit(body: list[ast.stmt], prefix: str) -> Iterator[Chunk]:
         for node in body:
@@ -208,7 +217,8 @@ def _python(text: str, options: dict[str, Any], model: Any) -> Iterator[Chunk]:
                 yield trimmed(text, *span(first, node.end_lineno or node.lineno), context=context)
                 yield from visit(node.body, name + ".")
 
-    yield from visit(tree.body, "")
+    found.extend(visit(tree.body, ""))
+    yield from sorted(found, key=lambda chunk: chunk.start)  # in source order
 
 
 BUILTIN_CHUNKERS = [
