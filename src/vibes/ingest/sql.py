@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -15,7 +16,9 @@ def read_sql(
 ) -> tuple[Iterator[Row], int | None]:
     """Rows of ``query`` and their count. Reads on a connection of its own, so the rows
     stream while the same database is written to."""
-    conn = sqlite3.connect(f"file:{Path(database).resolve()}?mode=ro", uri=True)
+    # Quoted: a path holding '?' or '#' would otherwise end the URI early.
+    location = urllib.parse.quote(str(Path(database).resolve()))
+    conn = sqlite3.connect(f"file:{location}?mode=ro", uri=True)
     try:
         for alias, path in attach:
             if not Path(path).is_file():
