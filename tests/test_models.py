@@ -265,3 +265,18 @@ def test_llm_plugin_models_are_usable(run, db_path, test_plugin):
     assert listed["model"] == "llm:llm-hash"
     unknown = run(["embed", "-c", "x", "-m", "llm:nope"])
     assert unknown.returncode == 1 and "Unknown embedding model: llm:nope" in unknown.stderr
+
+
+def test_key_option_takes_a_key_or_a_saved_key_name(fake_openai, invoke, db_path):
+    invoke(["models", "register", "--api", fake_openai.url, "--alias", "r"])
+    vibes.models._reset_registry()
+    literal = invoke(["embed", "-c", "hi", "-m", "r", "--key", fake_openai.key])
+    assert literal.exit_code == 0, literal.output
+    invoke(["keys", "set", "work"], input=fake_openai.key + "\n")
+    named = invoke(["embed", "c", "1", "-c", "hi", "-m", "r", "--key", "work", "-d", db_path])
+    assert named.exit_code == 0, named.output
+    assert fake_openai.requests[-1]["auth"] == f"Bearer {fake_openai.key}"
+    wrong = invoke(["similar", "c", "-c", "hi", "--key", "sk-bad-999", "-d", db_path])
+    assert wrong.exit_code == 1 and "(401)" in wrong.output and "sk-bad-999" not in wrong.output
+    local = invoke(["embed", "-c", "hi", "-m", "hash", "--key", "x"])
+    assert local.exit_code == 2 and "--key applies to API models" in local.output

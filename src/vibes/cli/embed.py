@@ -13,8 +13,10 @@ import click
 from ..errors import VibesError
 from . import Interrupted, cli
 from .options import (
+    apply_key,
     database_option,
     distance_option,
+    key_option,
     model_option,
     open_database,
     parse_json_object,
@@ -56,6 +58,7 @@ def _write_vector(vector: list[float], format: str) -> None:
 @click.option("--metadata", help="JSON object to store as the item's metadata")
 @click.option("-f", "--format", "format_", type=click.Choice(OUTPUT_FORMATS), help="Output format")
 @distance_option
+@key_option
 @database_option
 def embed(
     collection: str | None,
@@ -68,6 +71,7 @@ def embed(
     metadata: str | None,
     format_: str | None,
     distance: str | None,
+    key: str | None,
     database: str | None,
 ) -> None:
     """Embed text and print the vector, or store it in a collection under an ID.
@@ -87,6 +91,7 @@ def embed(
     if collection:
         db = open_database(database)
         target = db.collection(collection, model, distance=distance)
+        apply_key(target.model(), key)
         target.embed(id, value, metadata=parsed_metadata, store=store)  # type: ignore[arg-type]
         if format_:
             _write_vector(target.vector(id), format_)  # type: ignore[arg-type]
@@ -94,6 +99,7 @@ def embed(
     from ..models import get_model
 
     chosen = get_model(model)
+    apply_key(chosen, key)
     vector = chosen.embed(value)
     _write_vector(vector, format_ or "json")
 
@@ -157,6 +163,7 @@ def embed(
 )
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the summary line")
 @distance_option
+@key_option
 @database_option
 def embed_multi(
     collection: str,
@@ -180,6 +187,7 @@ def embed_multi(
     prune: bool,
     quiet: bool,
     distance: str | None,
+    key: str | None,
     database: str | None,
 ) -> None:
     """Embed many items at once into COLLECTION.
@@ -269,6 +277,8 @@ def embed_multi(
             click.echo("Nothing to embed: the input holds no items", err=True)
         return
     target = db.collection(collection, model, distance=distance)
+    if key is not None:
+        apply_key(target.model(), key)
     saved = 0
     bar = (
         click.progressbar(length=total, label="Embedding", show_pos=True, file=sys.stderr)

@@ -29,6 +29,23 @@ def model_option(function: Callable) -> Callable:
     )
 
 
+def key_option(function: Callable) -> Callable:
+    return click.option(
+        "--key", help="API key to use, or the name of one saved with 'vibes keys set'"
+    )(function)
+
+
+def apply_key(model: Any, key: str | None) -> None:
+    """Give an API model the key from ``--key`` (a saved key's name, or the key itself)."""
+    if key is None:
+        return
+    if not hasattr(model, "key_override"):
+        raise click.UsageError(f"--key applies to API models; {model.model_id} takes none")
+    from ..keys import get_key
+
+    model.key_override = get_key(key) or key
+
+
 def table_option(function: Callable) -> Callable:
     return click.option("--table", is_flag=True, help="Print an aligned table, not JSON lines")(
         function

@@ -8,7 +8,15 @@ import textwrap
 import click
 
 from . import cli
-from .options import database_option, emit_json_lines, model_option, open_database, read_content
+from .options import (
+    apply_key,
+    database_option,
+    emit_json_lines,
+    key_option,
+    model_option,
+    open_database,
+    read_content,
+)
 
 
 @cli.command()
@@ -44,6 +52,7 @@ from .options import database_option, emit_json_lines, model_option, open_databa
 )
 @click.option("-p", "--plain", is_flag=True, help="Readable text instead of JSON lines")
 @model_option
+@key_option
 @database_option
 def similar(
     collection: str,
@@ -62,6 +71,7 @@ def similar(
     context: int,
     plain: bool,
     model: str | None,
+    key: str | None,
     database: str | None,
 ) -> None:
     """Print the items of COLLECTION most similar to ID, or to -c TEXT / -i FILE.
@@ -84,6 +94,8 @@ def similar(
     db = open_database(database)
     # Naming another model than the collection's is refused (ModelMismatchError).
     target = db.collection(collection, model, create=False)
+    if key is not None:
+        apply_key(target.model(), key)
     options = dict(
         filters=filters,
         prefix=prefix,

@@ -70,6 +70,8 @@ class OpenAICompatibleModel(EmbeddingModel):
         self.timeout = timeout
         self.query_prefix = query_prefix
         self.document_prefix = document_prefix
+        #: A key given for this run (``--key``), ahead of the environment and saved keys.
+        self.key_override: str | None = None
 
     @property
     def url(self) -> str:
@@ -81,7 +83,7 @@ class OpenAICompatibleModel(EmbeddingModel):
         return self.url + "/embeddings"
 
     def _key(self) -> str | None:
-        key = get_key(self.key_name, self.key_env)
+        key = self.key_override or get_key(self.key_name, self.key_env)
         if key is None and self.needs_key:
             ways = [f"set ${self.key_env}"] if self.key_env else []
             if self.key_name:
