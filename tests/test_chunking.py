@@ -440,12 +440,14 @@ def test_python_api_chunking_options_on_embed_multi(db_path, test_plugin):
 def test_long_text_without_a_chunker_warns_how_much_was_cut(run, db_path, tmp_path, minilm):
     long_text = " ".join(f"token{i}" for i in range(400))
     data = tmp_path / "long.jsonl"
-    data.write_text(json.dumps({"id": "long", "text": long_text}) + "\n")
-    result = run(["embed-multi", "c", data, "-d", db_path])
+    rows = [{"id": "long", "text": long_text}, {"id": "long2", "text": long_text + " more"}]
+    rows.append({"id": "short", "text": "short text"})
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = run(["embed-multi", "c", data, "-d", db_path, "--batch-size", "1"])
     assert result.returncode == 0, result.stderr
     warning = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
-    assert len(warning) == 1
-    assert "1 of 1 texts are longer than the 254 tokens" in warning[0]
+    assert len(warning) == 1  # once for the run, not once a batch
+    assert "2 of 3 texts are longer than the 254 tokens" in warning[0]
     assert "tokens were cut" in warning[0] and "--chunk tokens" in warning[0]
     chunked = run(["embed-multi", "c2", data, "--chunk", "tokens", "-d", db_path])
     assert "Warning" not in chunked.stderr

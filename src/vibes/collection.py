@@ -20,6 +20,7 @@ from .errors import (
 )
 from .index.manager import EXACT_FILTER_LIMIT
 from .models import EmbeddingModel, get_model
+from .models.base import warn_truncation
 from .store import CollectionRecord, DocumentRecord
 
 if TYPE_CHECKING:
@@ -281,6 +282,8 @@ class Collection:
                 on_batch(len(batch), stats)
         if stats.embedded or stats.reused or stats.stale_chunks or stats.empty_documents:
             self._maintain_index()
+        if self._model is not None:
+            warn_truncation(self._model)
         return stats
 
     def _chunked(
@@ -618,6 +621,7 @@ class Collection:
         if not contents:
             return []
         vectors = self._embed(list(contents), query=True)
+        warn_truncation(self.model())
         return self.similar_by_vectors(vectors, n, **options)
 
     def similar_by_id(self, id: str, n: int = 10, **options: Any) -> list[Match]:
@@ -737,6 +741,7 @@ class Collection:
         if content is None or content in ("", b""):
             raise InputError("No content to search for")
         vector = self._embed([content], query=True)[0]
+        warn_truncation(self.model())
         return self.similar_documents_by_vector(vector, n, document_score=document_score, **options)
 
     def similar_documents_by_vector(

@@ -97,10 +97,12 @@ def embed(
             _write_vector(target.vector(id), format_)  # type: ignore[arg-type]
         return
     from ..models import get_model
+    from ..models.base import warn_truncation
 
     chosen = get_model(model)
     apply_key(chosen, key)
     vector = chosen.embed(value)
+    warn_truncation(chosen)
     _write_vector(vector, format_ or "json")
 
 

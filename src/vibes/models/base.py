@@ -30,6 +30,11 @@ class EmbeddingModel:
         """Embed search queries. Models with query-specific prefixes override this."""
         return self.embed_batch(items)
 
+    def take_truncation(self) -> str | None:
+        """What the model cut of too-long texts since the last call (a sentence), or None.
+        Models that read a limited length report it here, so it is said once per run."""
+        return None
+
     def reject(self, item: str | bytes) -> str | None:
         """Why this model cannot embed ``item`` (it is skipped and counted), or None."""
         return None
@@ -41,3 +46,16 @@ class EmbeddingModel:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.model_id}>"
+
+
+class TruncationWarning(UserWarning):
+    """A text was longer than the model reads; the rest was not embedded."""
+
+
+def warn_truncation(model: EmbeddingModel, stacklevel: int = 3) -> None:
+    """Warn, once, about what ``model`` cut since the last report: never cut silently."""
+    message = model.take_truncation()
+    if message:
+        import warnings
+
+        warnings.warn(message, TruncationWarning, stacklevel=stacklevel)

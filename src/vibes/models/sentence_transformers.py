@@ -12,10 +12,6 @@ from ..errors import VibesError
 from .base import EmbeddingModel
 
 
-class TruncationWarning(UserWarning):
-    """A text was longer than the model reads; the rest was not embedded."""
-
-
 def pick_device() -> str:
     """CUDA or Apple's MPS when present, else the CPU."""
     import torch
@@ -63,6 +59,7 @@ class SentenceTransformerModel(EmbeddingModel):
         self._encode_batch_size = encode_batch_size
         self._model: Any = None
         self._lock = threading.Lock()
+        self._truncation = [0, 0, 0]  # texts seen, texts cut, tokens cut
 
     @property
     def path(self) -> Path:
@@ -126,24 +123,32 @@ class SentenceTransformerModel(EmbeddingModel):
         )
         return [(a, b) for a, b in encoded["offset_mapping"] if b > a]
 
-    def _warn_truncation(self, items: Sequence[str]) -> None:
-        """Say how much of each too-long text the model will not read: never cut silently."""
+    def _count_truncation(self, items: Sequence[str]) -> None:
+        """Count the texts too long for the model, and the tokens it will not read, so that
+        :meth:`take_truncation` can report them once for a whole run."""
         tokenizer = self.load().tokenizer
         limit = self.max_tokens
         lengths = [
             len(ids) for ids in tokenizer(list(items), add_special_tokens=False)["input_ids"]
         ]
         long = [length for length in lengths if length > limit]
-        if long:
-            import warnings
+        with self._lock:
+            self._truncation[0] += len(items)
+            self._truncation[1] += len(long)
+            self._truncation[2] += sum(long) - limit * len(long)
 
-            warnings.warn(
-                f"{len(long)} of {len(items)} texts are longer than the {limit} tokens "
-                f"{self.model_id} reads; {sum(long) - limit * len(long):,} tokens were cut "
-                "(embed with --chunk tokens to keep them)",
-                TruncationWarning,
-                stacklevel=4,
-            )
+    def take_truncation(self) -> str | None:
+        """What was cut since the last call, as a sentence, or None; resets the count."""
+        with self._lock:
+            total, long, tokens = self._truncation
+            self._truncation = [0, 0, 0]
+        if not long:
+            return None
+        return (
+            f"{long} of {total} texts are longer than the {self.max_tokens} tokens "
+            f"{self.model_id} reads; {tokens:,} tokens were cut "
+            "(embed with --chunk tokens to keep them)"
+        )
 
     def embed_batch(self, items: Sequence[str | bytes]) -> Any:
         """Embed documents; returns a float32 array with one row per text."""
@@ -159,7 +164,7 @@ class SentenceTransformerModel(EmbeddingModel):
                 raise VibesError(f"Model {self.model_id} embeds text only, not binary content")
         texts = [prefix + item for item in items] if prefix else list(items)
         model = self.load()
-        self._warn_truncation(texts)  # type: ignore[arg-type]
+        self._count_truncation(texts)  # type: ignore[arg-type]
         options: dict[str, Any] = {}
         if self.normalize is not None:
             options["normalize_embeddings"] = self.normalize
