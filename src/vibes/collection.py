@@ -125,8 +125,6 @@ class EmbedStats:
     stale_chunks: int = 0
     #: (id, reason) of items the model could not embed, skipped.
     rejected: list[tuple[str, str]] = field(default_factory=list)
-    #: Ids written, in order, of the items embedded or reused.
-    written_ids: list[str] = field(default_factory=list, repr=False)
 
     @property
     def total(self) -> int:
@@ -155,6 +153,11 @@ def as_item(value: Item | dict[str, Any] | tuple | list) -> Item:
     if item.vector is None and (item.content is None or item.content in ("", b"")):
         raise InputError(f"Item {item.id!r} has empty content")
     return item
+
+
+def _check_count(n: Any) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise VibesError(f"The number of results must be a positive integer, not {n!r}")
 
 
 def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -443,7 +446,6 @@ class Collection:
             binary = item.content if store and isinstance(item.content, bytes) else None
             metadata = json.dumps(item.metadata) if item.metadata else None
             rows.append((self.id, item.id, blob, text, binary, hashes[item.id], metadata, now))
-            stats.written_ids.append(item.id)
         chunked = [item for item in items if item.chunk is not None]
         if not rows and not refresh and not chunked:
             return
@@ -615,14 +617,18 @@ class Collection:
         self, contents: Sequence[str | bytes], n: int = 10, **options: Any
     ) -> list[list[Match]]:
         """:meth:`similar` for many queries at once: one model call, one matrix product."""
+        if not contents:
+            return []
+        return self.similar_by_vectors(self._embed_queries(contents), n, **options)
+
+    def _embed_queries(self, contents: Sequence[str | bytes]) -> np.ndarray:
+        """Search queries through the model (with its query prefix), saying what it cut."""
         for content in contents:
             if content is None or content in ("", b""):
                 raise InputError("No content to search for")
-        if not contents:
-            return []
         vectors = self._embed(list(contents), query=True)
         warn_truncation(self.model())
-        return self.similar_by_vectors(vectors, n, **options)
+        return vectors
 
     def similar_by_id(self, id: str, n: int = 10, **options: Any) -> list[Match]:
         """The ``n`` items most similar to the stored item ``id`` (itself left out)."""
@@ -654,8 +660,7 @@ class Collection:
         from .index.exact import prepare_queries
         from .index.filters import build_filter
 
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise VibesError(f"The number of results must be a positive integer, not {n!r}")
+        _check_count(n)
         search_filter = build_filter(filters, prefix=prefix, where=where)
         dimensions = self.dimensions
         if dimensions is None:  # an empty collection
@@ -738,10 +743,7 @@ class Collection:
         chunks (the best ``chunks_per_document``, default 3). ``document_score``: ``max``
         (the best chunk, the default), ``mean`` or ``sum`` of the scores of its chunks among
         the hits. Other options as for :meth:`similar`."""
-        if content is None or content in ("", b""):
-            raise InputError("No content to search for")
-        vector = self._embed([content], query=True)[0]
-        warn_truncation(self.model())
+        vector = self._embed_queries([content])[0]
         return self.similar_documents_by_vector(vector, n, document_score=document_score, **options)
 
     def similar_documents_by_vector(
@@ -758,8 +760,7 @@ class Collection:
             raise VibesError(
                 f"Unknown document score {document_score!r}: use {', '.join(DOCUMENT_SCORES)}"
             )
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise VibesError(f"The number of results must be a positive integer, not {n!r}")
+        _check_count(n)
         skip_id = options.get("skip_id")
         total = self.count()
         k = max(50, n * 10)

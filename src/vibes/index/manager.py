@@ -115,10 +115,23 @@ class IndexManager:
     def live(self, collection: Collection, *, warn: bool = True) -> LiveIndex | None:
         """The collection's index, refreshed with every change since it was saved, or None
         when it has none or it cannot be used (then a warning says why)."""
+        live, problem = self._open(collection)
+        if problem is not None and warn:
+            warnings.warn(
+                f"The index of collection {collection.name!r} {problem}; searching "
+                f"exactly instead (run 'vibes index {collection.name} --rebuild')",
+                IndexWarning,
+                stacklevel=3,
+            )
+        return live
+
+    def _open(self, collection: Collection) -> tuple[LiveIndex | None, str | None]:
+        """The refreshed index, or why the recorded one cannot be used (None, None when the
+        collection has no index)."""
         state = self.store.index_state(collection.id)
         if state is None or state.kind != INDEX_KIND:
             self._live.pop(collection.id, None)
-            return None
+            return None, None
         cached = self._live.get(collection.id)
         if cached is None or cached.state != state:
             problem = self.problem(collection, state)
@@ -134,21 +147,14 @@ class IndexManager:
                     problem = f"file cannot be read ({type(error).__name__}: {error})"
             if problem is not None or hnsw is None:
                 self._live.pop(collection.id, None)
-                if warn:
-                    warnings.warn(
-                        f"The index of collection {collection.name!r} {problem}; searching "
-                        f"exactly instead (run 'vibes index {collection.name} --rebuild')",
-                        IndexWarning,
-                        stacklevel=3,
-                    )
-                return None
+                return None, problem
             cached = LiveIndex(state, hnsw)
             self._live[collection.id] = cached
         version = self.store.data_version()
         if cached.version != version:
             self._refresh(collection, cached)
             cached.version = version
-        return cached
+        return cached, None
 
     def _refresh(self, collection: Collection, live: LiveIndex) -> None:
         import numpy as np
@@ -366,10 +372,7 @@ class IndexManager:
         if state is None or state.kind == OFF_KIND:
             info["kind"] = "none" if state is None else "off"
             return info
-        problem = self.problem(collection, state)
-        live = self.live(collection, warn=False) if problem is None else None
-        if problem is None and live is None:
-            problem = "file cannot be read"
+        live, problem = self._open(collection)
         path = self.directory / state.file if self.directory and state.file else None
         info.update(
             {
