@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import pluggy
 
@@ -13,6 +15,8 @@ ENTRY_POINT_GROUP = "vibes"
 
 # Built-in plugins go through the same hooks as third-party ones.
 DEFAULT_PLUGINS = ("vibes.models.default_plugin", "vibes.chunking.default_plugin")
+
+T = TypeVar("T")
 
 _manager: pluggy.PluginManager | None = None
 
@@ -50,3 +54,29 @@ def list_plugins() -> list[dict[str, object]]:
             info["version"] = dist.version
         result.append(info)
     return result
+
+
+class PluginRegistry(Generic[T]):
+    """What the plugins register through one hook, collected on first use and then cached.
+
+    ``collector`` makes a fresh ``(result, register)`` pair: the hook is called with
+    ``register``, which validates each registration and adds it to ``result``.
+    """
+
+    def __init__(self, hook: str, collector: Callable[[], tuple[T, Callable[..., None]]]) -> None:
+        self._hook = hook
+        self._collector = collector
+        self._value: T | None = None
+
+    def get(self) -> T:
+        """The collected registrations, asking the plugins on the first call only."""
+        if self._value is None:
+            found, register = self._collector()
+            getattr(get_plugin_manager().hook, self._hook)(register=register)
+            # Cached only once every plugin has registered without error.
+            self._value = found
+        return self._value
+
+    def reset(self) -> None:
+        """Forget the registrations, so the next :meth:`get` asks the plugins again."""
+        self._value = None

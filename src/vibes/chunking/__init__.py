@@ -5,37 +5,38 @@ Chunkers come from plugins through the ``register_chunkers`` hook, the built-in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import VibesError
+from ..plugins import PluginRegistry
 from .base import Chunk, Chunker, Option
 
 __all__ = ["Chunk", "Chunker", "Option", "chunk", "get_chunker", "registered_chunkers"]
 
-_registry: dict[str, Chunker] | None = None
+
+def _collect_chunkers() -> tuple[dict[str, Chunker], Callable[..., None]]:
+    found: dict[str, Chunker] = {}
+
+    def register(chunker: Chunker) -> None:
+        if not isinstance(chunker, Chunker):
+            raise VibesError(f"A plugin registered {chunker!r}, which is not a Chunker")
+        found[chunker.name] = chunker
+
+    return found, register
+
+
+_registry = PluginRegistry("register_chunkers", _collect_chunkers)
 
 
 def registered_chunkers() -> dict[str, Chunker]:
     """Every chunker the built-in and installed plugins register, by name."""
-    global _registry
-    if _registry is None:
-        from ..plugins import get_plugin_manager
-
-        found: dict[str, Chunker] = {}
-
-        def register(chunker: Chunker) -> None:
-            if not isinstance(chunker, Chunker):
-                raise VibesError(f"A plugin registered {chunker!r}, which is not a Chunker")
-            found[chunker.name] = chunker
-
-        get_plugin_manager().hook.register_chunkers(register=register)
-        _registry = found
-    return _registry
+    return _registry.get()
 
 
 def _reset_registry() -> None:
-    global _registry
-    _registry = None
+    """Forget the registered chunkers, so the next lookup asks the plugins again."""
+    _registry.reset()
 
 
 def get_chunker(name: str) -> Chunker:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import load_settings, save_settings
 from ..errors import UnknownModelError, VibesError
+from ..plugins import PluginRegistry
 from .base import EmbeddingModel, Vector
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -30,31 +32,28 @@ class RegisteredModel:
     aliases: tuple[str, ...] = ()
 
 
-_registry: list[RegisteredModel] | None = None
+def _collect_models() -> tuple[list[RegisteredModel], Callable[..., None]]:
+    found: list[RegisteredModel] = []
+
+    def register(model: EmbeddingModel, aliases: tuple[str, ...] | list[str] = ()) -> None:
+        if not getattr(model, "model_id", None):
+            raise VibesError(f"Plugin registered a model without a model_id: {model!r}")
+        found.append(RegisteredModel(model, tuple(aliases)))
+
+    return found, register
+
+
+_registry = PluginRegistry("register_embedding_models", _collect_models)
 
 
 def registered_models() -> list[RegisteredModel]:
     """Every model the built-in and installed plugins register, in registration order."""
-    global _registry
-    if _registry is None:
-        from ..plugins import get_plugin_manager
-
-        found: list[RegisteredModel] = []
-
-        def register(model: EmbeddingModel, aliases: tuple[str, ...] | list[str] = ()) -> None:
-            if not getattr(model, "model_id", None):
-                raise VibesError(f"Plugin registered a model without a model_id: {model!r}")
-            found.append(RegisteredModel(model, tuple(aliases)))
-
-        get_plugin_manager().hook.register_embedding_models(register=register)
-        _registry = found
-    return _registry
+    return _registry.get()
 
 
 def _reset_registry() -> None:
     """Forget the registered models, so the next lookup asks the plugins again."""
-    global _registry
-    _registry = None
+    _registry.reset()
 
 
 def get_model(name: str | None = None) -> EmbeddingModel:

@@ -8,14 +8,13 @@ text. Items that are not readable images are rejected before embedding, and coun
 from __future__ import annotations
 
 import io
-import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import VibesError
 from .base import EmbeddingModel
+from .huggingface import LazyLoaded, offline_environment, pick_device
 
 
 def read_image(data: bytes) -> Any:
@@ -41,37 +40,31 @@ class CLIPModel(EmbeddingModel):
         self.model_id = model_id
         self.path = Path(path)
         self.dimensions = dimensions
-        self._loaded: tuple[Any, Any] | None = None
-        self._lock = threading.Lock()
+        self._loaded = LazyLoaded(self._load)
 
     def load(self) -> tuple[Any, Any]:
-        with self._lock:
-            if self._loaded is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                if not self.path.is_dir():
-                    raise VibesError(f"Model {self.model_id}: directory not found: {self.path}")
-                from transformers import CLIPModel as TransformersCLIP
-                from transformers import CLIPProcessor
-                from transformers.utils import logging as transformers_logging
+        """Load the model (once) and return the transformers ``(model, processor)``."""
+        return self._loaded.get()
 
-                from .sentence_transformers import pick_device
+    def _load(self) -> tuple[Any, Any]:
+        if not self.path.is_dir():
+            raise VibesError(f"Model {self.model_id}: directory not found: {self.path}")
+        offline_environment()
+        from transformers import CLIPModel as TransformersCLIP
+        from transformers import CLIPProcessor
 
-                transformers_logging.set_verbosity_error()
-                transformers_logging.disable_progress_bar()
-                try:
-                    model = TransformersCLIP.from_pretrained(self.path, local_files_only=True)
-                    processor = CLIPProcessor.from_pretrained(self.path, local_files_only=True)
-                except (OSError, ValueError) as error:
-                    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                    raise VibesError(
-                        f"Model {self.model_id} could not be loaded from {self.path}: {first}"
-                    ) from None
-                self.device = pick_device()
-                model = model.to(self.device).eval()
-                self.dimensions = int(model.config.projection_dim)
-                self._loaded = (model, processor)
-        return self._loaded
+        try:
+            model = TransformersCLIP.from_pretrained(self.path, local_files_only=True)
+            processor = CLIPProcessor.from_pretrained(self.path, local_files_only=True)
+        except (OSError, ValueError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise VibesError(
+                f"Model {self.model_id} could not be loaded from {self.path}: {first}"
+            ) from None
+        self.device = pick_device()
+        model = model.to(self.device).eval()
+        self.dimensions = int(model.config.projection_dim)
+        return model, processor
 
     def reject(self, item: str | bytes) -> str | None:
         """Why this item cannot be embedded (not a readable image), or None."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,17 +10,10 @@ from typing import Any
 from ..errors import VibesError
 from .base import EmbeddingModel
 
+# pick_device is re-exported: it lived here first, and other code imports it from here.
+from .huggingface import LazyLoaded, offline_environment, pick_device
 
-def pick_device() -> str:
-    """CUDA or Apple's MPS when present, else the CPU."""
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
+__all__ = ["SentenceTransformerModel", "pick_device"]
 
 
 class SentenceTransformerModel(EmbeddingModel):
@@ -57,8 +49,8 @@ class SentenceTransformerModel(EmbeddingModel):
         self.max_length = max_length
         self._path = path
         self._encode_batch_size = encode_batch_size
-        self._model: Any = None
-        self._lock = threading.Lock()
+        self._model: LazyLoaded[Any] = LazyLoaded(self._load)
+        self._lock = threading.Lock()  # guards the truncation counts
         self._truncation = [0, 0, 0]  # texts seen, texts cut, tokens cut
 
     @property
@@ -68,23 +60,13 @@ class SentenceTransformerModel(EmbeddingModel):
 
     def load(self) -> Any:
         """Load the model (once) and return the ``SentenceTransformer`` object."""
-        with self._lock:
-            if self._model is None:
-                self._model = self._load()
-        return self._model
+        return self._model.get()
 
     def _load(self) -> Any:
-        # Everything a model needs is on disk: never let a library reach for a hub.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         path = self.path
         if not path.is_dir() and (path.is_absolute() or str(path).startswith(".")):
             raise VibesError(f"Model {self.model_id}: directory not found: {path}")
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.set_verbosity_error()
-        transformers_logging.disable_progress_bar()
+        offline_environment()
         from sentence_transformers import SentenceTransformer
 
         try:
