@@ -8,19 +8,23 @@
 """
 
 from .chunking import Chunk, chunk
-from .collection import Collection, DocumentMatch, EmbedStats, Item, Match
+from .collection import Collection
 from .database import CollectionInfo, Database
 from .errors import (
     DatabaseOpenError,
     DimensionMismatchError,
+    FilterError,
     InputError,
     ItemNotFoundError,
     ModelMismatchError,
+    StorageError,
     UnknownCollectionError,
     UnknownModelError,
     VibesError,
 )
+from .filters import Filter, build_filter
 from .hookspecs import hookimpl
+from .items import DocumentMatch, EmbedStats, Item, Match, Query, SearchResults
 from .models import EmbeddingModel, default_model_id, get_model, registered_models
 
 __version__ = "0.1.0"
@@ -36,14 +40,20 @@ __all__ = [
     "DimensionMismatchError",
     "EmbedStats",
     "EmbeddingModel",
+    "Filter",
+    "FilterError",
     "InputError",
     "Item",
     "ItemNotFoundError",
     "Match",
     "ModelMismatchError",
+    "Query",
+    "SearchResults",
+    "StorageError",
     "UnknownCollectionError",
     "UnknownModelError",
     "VibesError",
+    "build_filter",
     "default_model_id",
     "get_model",
     "hookimpl",

@@ -1,55 +1,43 @@
-"""The entry point of the Python API: a database file holding collections."""
+"""The entry point of the Python API: a database holding collections."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .collection import Collection
 from .config import default_database_path
 from .errors import ModelMismatchError, UnknownCollectionError, VibesError
 from .index.manager import IndexManager
 from .models import EmbeddingModel, get_model
-from .store import SQLiteStore
+from .search import Searcher
+from .store import CollectionInfo, Store, open_store
 
-if TYPE_CHECKING:
-    from .index.exact import ExactIndex
-
-
-@dataclass(frozen=True)
-class CollectionInfo:
-    """A collection as listed: its name, model, item count and vector dimensions."""
-
-    name: str
-    model: str
-    count: int
-    dimensions: int | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["CollectionInfo", "Database"]
 
 
 class Database:
-    """A vibes database: one SQLite file, readable by ``llm`` too.
+    """A vibes database: one SQLite file (readable by ``llm`` too), or a server URL.
 
     ``Database()`` opens the default database (``$VIBES_DB``, else ``embeddings.db`` in
-    the user data directory); ``Database("docs.db")`` opens or creates that file.
+    the user data directory); ``Database("docs.db")`` opens or creates that file. One
+    ``Database`` may be used from many threads at once.
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
         if path is None:
             path = default_database_path()
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.store = SQLiteStore(path)
+        #: The storage backend.
+        self.store: Store = open_store(path)
         #: The approximate indexes of this database's collections.
         self.indexes = IndexManager(self.store)
-        # collection id -> (data version it was built at, index)
-        self._indexes: dict[int, tuple[tuple[int, int], ExactIndex]] = {}
+        #: The search pipeline, with its cache of vectors.
+        self.searcher = Searcher(self.store, self.indexes)
 
     @property
     def path(self) -> str:
-        return self.store.path
+        """Where the database is, as given (a file path, or a URL)."""
+        return self.store.location
 
     def __repr__(self) -> str:
         return f"<Database {self.path!r}>"
@@ -61,8 +49,8 @@ class Database:
         self.close()
 
     def close(self) -> None:
-        """Close the database connection."""
-        self._indexes.clear()
+        """Close every connection and forget cached vectors and indexes."""
+        self.searcher.forget()
         self.indexes.forget_all()
         self.store.close()
 
@@ -125,24 +113,4 @@ class Database:
 
     def collections(self) -> list[CollectionInfo]:
         """Every collection with its model, item count and dimensions, by name."""
-        return [CollectionInfo(**row) for row in self.store.list_collections()]  # type: ignore[arg-type]
-
-    def _exact_index(self, collection: Collection) -> ExactIndex | None:
-        """The collection's vectors as a matrix, rebuilt only after a write by anyone."""
-        from .index.exact import ExactIndex
-
-        version = self.store.data_version()
-        cached = self._indexes.get(collection.id)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        ids, blobs = self.store.load_vectors(collection.id)
-        if not ids:
-            self._indexes.pop(collection.id, None)
-            return None
-        dimensions = collection.dimensions or len(blobs[0]) // 4
-        index = ExactIndex(ids, blobs, dimensions, collection.distance)
-        self._indexes[collection.id] = (version, index)
-        return index
-
-    def _forget_index(self, collection_id: int) -> None:
-        self._indexes.pop(collection_id, None)
+        return self.store.list_collections()

@@ -37,3 +37,11 @@ class ItemNotFoundError(VibesError):
 
 class InputError(VibesError):
     """Input that cannot be read: malformed rows, missing ids, empty content."""
+
+
+class StorageError(VibesError):
+    """The database failed (locked, full, damaged); the message says how."""
+
+
+class FilterError(VibesError):
+    """A search filter that cannot be parsed or evaluated."""

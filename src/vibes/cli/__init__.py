@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 
 import click
@@ -23,10 +22,8 @@ class VibesGroup(click.Group):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except VibesError as error:
+        except VibesError as error:  # storage errors included: backends map their own
             raise click.ClickException(str(error)) from None
-        except sqlite3.Error as error:
-            raise click.ClickException(f"Database error: {error}") from None
         except KeyboardInterrupt:
             raise Interrupted("Interrupted") from None
 

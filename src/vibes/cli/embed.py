@@ -258,7 +258,7 @@ def embed_multi(
     else:
         spec = ColumnSpec(id_column, content_columns, metadata_columns)
         if sql:
-            rows, total = read_sql(db.path, sql, attach)
+            rows, total = read_sql(db.store, sql, attach)
         else:
             stream, name = open_input(input_path)  # type: ignore[arg-type]
             encoding = encodings[0] if encodings else "utf-8-sig"

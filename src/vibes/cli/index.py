@@ -39,8 +39,6 @@ def index(
       vibes index docs --rebuild --connectivity 32 --expansion-search 128
       vibes index docs --drop
     """
-    from ..index.hnsw import HNSWParams
-
     if rebuild and drop:
         raise click.UsageError("Give --rebuild or --drop, not both")
     tuning = {
@@ -57,9 +55,7 @@ def index(
     db = open_database(database)
     target = db.collection(collection, create=False)
     if drop:
-        db.indexes.drop(target)
+        target.drop_index()
     elif rebuild:
-        state = db.store.index_state(target.id)
-        current = json.loads(state.params) if state and state.params else {}
-        db.indexes.build(target, HNSWParams(**{**current, **tuning}))
-    click.echo(json.dumps(db.indexes.status(target)))
+        target.build_index(**tuning)
+    click.echo(json.dumps(target.index_status()))

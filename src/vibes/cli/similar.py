@@ -91,30 +91,27 @@ def similar(
         raise click.BadParameter("must be at least 1", param_hint="'-n' / '--number'")
     if id and (content is not None or input_path):
         raise click.UsageError("Give an ID or -c/-i content, not both")
+    from ..items import Query
+
     db = open_database(database)
     # Naming another model than the collection's is refused (ModelMismatchError).
     target = db.collection(collection, model, create=False)
     if key is not None:
         apply_key(target.model(), key)
-    options = dict(
+    query = Query(id=id) if id else Query(text=read_content(content, input_path, binary))
+    found = target.search(
+        query,
+        number,
         filters=filters,
         prefix=prefix,
         where=where,
         min_score=min_score,
         exact=exact,
         context=context,
+        documents=documents,
+        document_score=document_score,
     )
     if documents:
-        query = target.vector(id) if id else None
-        if query is None:
-            query_content = read_content(content, input_path, binary)
-            found = target.similar_documents(
-                query_content, number, document_score=document_score, **options
-            )
-        else:
-            found = target.similar_documents_by_vector(
-                query, number, document_score=document_score, skip_id=id, **options
-            )
         if plain:
             for document in found:
                 click.echo(f"{document.id} ({document.score:.4f})")
@@ -125,15 +122,10 @@ def similar(
         else:
             emit_json_lines(document.to_dict() for document in found)
         return
-    if id:
-        results = target.similar_by_id(id, number, **options)
-    else:
-        query = read_content(content, input_path, binary)
-        results = target.similar(query, number, **options)
     if not plain:
-        emit_json_lines(result.to_dict() for result in results)
+        emit_json_lines(result.to_dict() for result in found)
         return
-    for result in results:
+    for result in found:
         click.echo(f"{result.id} ({result.score:.4f})")
         if result.content:
             click.echo(textwrap.indent(result.content, "  "))

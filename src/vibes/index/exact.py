@@ -1,4 +1,6 @@
-"""Exact nearest-neighbour search: every vector in one float32 matrix, scored by BLAS."""
+"""Exact nearest-neighbour search: every vector in one float32 matrix, scored by BLAS.
+
+Thread-safe once built: searches only read the matrix."""
 
 from __future__ import annotations
 
@@ -57,27 +59,11 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 class ExactIndex:
     """A collection's vectors as one float32 matrix (row-normalised for cosine)."""
 
-    def __init__(
-        self,
-        ids: list[str],
-        blobs: Sequence[bytes],
-        dimensions: int,
-        distance: str = "cosine",
-    ) -> None:
+    def __init__(self, ids: list[str], vectors: np.ndarray, distance: str = "cosine") -> None:
         self.ids = ids
-        self.dimensions = dimensions
+        self.dimensions = int(vectors.shape[1]) if vectors.ndim == 2 else 0
         self.distance = check_distance(distance)
-        buffer = b"".join(blobs)
-        if len(buffer) != len(ids) * dimensions * 4:
-            for item_id, blob in zip(ids, blobs):
-                if blob is None or len(blob) != dimensions * 4:
-                    size = 0 if blob is None else len(blob) // 4
-                    raise DimensionMismatchError(
-                        f"Stored item {item_id!r} has a {size}-dimensional vector; "
-                        f"the collection holds {dimensions}-dimensional ones"
-                    )
-        matrix = np.frombuffer(buffer, dtype="<f4").reshape(len(ids), dimensions)
-        self.matrix = self.prepare(matrix, distance)
+        self.matrix = self.prepare(vectors, distance)
         self.squared_norms = (
             np.einsum("ij,ij->i", self.matrix, self.matrix) if distance == "euclidean" else None
         )

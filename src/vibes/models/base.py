@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Vector = Sequence[float]
 
@@ -52,10 +56,36 @@ class TruncationWarning(UserWarning):
     """A text was longer than the model reads; the rest was not embedded."""
 
 
-def warn_truncation(model: EmbeddingModel, stacklevel: int = 3) -> None:
-    """Warn, once, about what ``model`` cut since the last report: never cut silently."""
+def warn_truncation(model: EmbeddingModel, stacklevel: int = 3) -> str | None:
+    """Warn, once, about what ``model`` cut since the last report: never cut silently.
+    Returns the message too, for callers that pass warnings on as data."""
     message = model.take_truncation()
     if message:
         import warnings
 
         warnings.warn(message, TruncationWarning, stacklevel=stacklevel)
+    return message
+
+
+def embed_array(
+    model: EmbeddingModel, contents: Sequence[str | bytes], *, query: bool = False
+) -> np.ndarray:
+    """Run ``model`` over ``contents`` (as queries with ``query=True``) into one float32
+    array; a model's own failure becomes a one-line VibesError, never a traceback."""
+    import numpy as np
+
+    from ..errors import VibesError
+
+    if any(isinstance(c, bytes) for c in contents) and not model.supports_binary:
+        raise VibesError(f"Model {model.model_id} cannot embed binary content")
+    embed = model.embed_query_batch if query else model.embed_batch
+    try:
+        result = embed(contents)
+        array = result if isinstance(result, np.ndarray) else np.asarray(list(result))
+    except (VibesError, KeyboardInterrupt):
+        raise
+    except Exception as error:  # a plugin's failure, reported without a traceback
+        raise VibesError(
+            f"Model {model.model_id} failed: {type(error).__name__}: {error}"
+        ) from error
+    return array.astype(np.float32, copy=False)

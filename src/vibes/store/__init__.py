@@ -1,11 +1,57 @@
-"""Storage backends. SQLite is the default and the format shared with ``llm``."""
+"""Storage backends behind one interface (:class:`Store`). SQLite is the default and the
+format shared with ``llm``; :func:`open_store` picks the backend from a path or URL."""
 
-from .sqlite import CollectionRecord, DocumentRecord, IndexState, SQLiteStore, StoredItem
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import DatabaseOpenError
+from .base import (
+    Candidates,
+    ChunkRecord,
+    ChunkText,
+    CollectionInfo,
+    CollectionRecord,
+    DocumentRecord,
+    IndexState,
+    ItemUpdate,
+    ItemWrite,
+    Store,
+    StoredItem,
+    Transaction,
+    VectorMatrix,
+)
 
 __all__ = [
+    "Candidates",
+    "ChunkRecord",
+    "ChunkText",
+    "CollectionInfo",
     "CollectionRecord",
     "DocumentRecord",
     "IndexState",
-    "SQLiteStore",
+    "ItemUpdate",
+    "ItemWrite",
+    "Store",
     "StoredItem",
+    "Transaction",
+    "VectorMatrix",
+    "open_store",
 ]
+
+#: URL schemes of server databases, each handled by a backend of its own.
+SERVER_SCHEMES = ("postgresql://", "postgres://")
+
+
+def open_store(location: str | Path) -> Store:
+    """The backend for ``location``: a ``postgresql://`` URL selects PostgreSQL (once that
+    backend lands), anything else is a SQLite file path (or ``:memory:``)."""
+    text = str(location)
+    if text.startswith(SERVER_SCHEMES):
+        raise DatabaseOpenError(
+            f"Cannot open {text.split('@')[-1]}: the PostgreSQL backend is not installed "
+            "in this version of vibes"
+        )
+    from .sqlite import SQLiteStore
+
+    return SQLiteStore(text)

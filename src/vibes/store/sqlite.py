@@ -1,19 +1,47 @@
-"""The SQLite storage layer: the tables ``llm`` 0.36 uses, plus vibes' own ``vibes_`` tables.
+"""The SQLite backend: the tables ``llm`` 0.36 uses, plus vibes' own ``vibes_`` tables.
 
-This module only speaks SQL; it knows nothing of models or search.
+This module only speaks SQL; it knows nothing of models or search. Each thread gets a
+connection of its own (SQLite connections are not safe to share), except for an in-memory
+database, which exists only inside its one connection and is therefore shared under a
+lock. Every ``sqlite3`` error is mapped here to a :class:`~vibes.errors.VibesError`.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
+import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import astuple, dataclass
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import DatabaseOpenError
+from .. import vectors as vector_format
+from ..errors import DatabaseOpenError, FilterError, InputError, StorageError
+from .base import (
+    Candidates,
+    ChunkRecord,
+    ChunkText,
+    CollectionInfo,
+    CollectionRecord,
+    DocumentRecord,
+    IndexState,
+    ItemUpdate,
+    ItemWrite,
+    Store,
+    StoredItem,
+    Transaction,
+    VectorMatrix,
+)
+from .sqlite_filters import compile_filter
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..filters import Filter
 
 # llm creates these through sqlite-utils; the statements below produce the same schema.
 _LLM_TABLES = {
@@ -189,64 +217,33 @@ CREATE TABLE "vibes_chunks" (
             'ON "vibes_chunks" ("collection_id", "document_id", "chunk_index")',
         ),
     ),
+    (
+        # The change log has several readers (the approximate index now; the full-text index,
+        # related items and copies to other backends next). Each keeps its own position, and
+        # the log is pruned only below the lowest one still needed.
+        "m004_change_log_positions",
+        (
+            """
+CREATE TABLE "vibes_log_positions" (
+   "collection_id" INTEGER NOT NULL,
+   "consumer" TEXT NOT NULL,
+   "seq" INTEGER NOT NULL,
+   PRIMARY KEY ("collection_id", "consumer")
+)""",
+            'INSERT INTO "vibes_log_positions" ("collection_id", "consumer", "seq") '
+            'SELECT "collection_id", \'index\', "seq" FROM "vibes_indexes" '
+            "WHERE \"kind\" = 'hnsw'",
+        ),
+    ),
 )
 
 # SQLite's limit on bound parameters is 32766 in modern builds, 999 in old ones.
 _MAX_PARAMS = 900
 
-
-@dataclass(frozen=True)
-class CollectionRecord:
-    """A row of ``collections`` joined with vibes' settings for it."""
-
-    id: int
-    name: str
-    model: str
-    dimensions: int | None
-    distance: str
+_T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
-class IndexState:
-    """A row of ``vibes_indexes``: what the persisted index of a collection holds."""
-
-    collection_id: int
-    kind: str  # "hnsw", or "off" when the user dropped it
-    file: str | None
-    seq: int  # the last change it includes
-    size: int | None
-    dimensions: int | None
-    model: str | None
-    distance: str | None
-    params: str | None  # JSON
-    built: int | None
-
-
-@dataclass(frozen=True)
-class DocumentRecord:
-    """A chunked document, as ``vibes_documents`` records it."""
-
-    document_id: str
-    content_hash: bytes | None
-    chunker: str
-    settings: str | None  # JSON
-    metadata: str | None  # JSON
-    stored: int
-    chunk_count: int
-
-
-@dataclass(frozen=True)
-class StoredItem:
-    """What the store holds for one item, less its vector."""
-
-    id: str
-    content_hash: bytes | None
-    content: str | None
-    content_blob: bytes | None
-    metadata: str | None
-
-
-def _chunks(values: Sequence, size: int = _MAX_PARAMS) -> Iterator[Sequence]:
+def _parts(values: Sequence[_T], size: int = _MAX_PARAMS) -> Iterator[Sequence[_T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
@@ -255,126 +252,228 @@ def _now_iso() -> str:
     return str(datetime.datetime.now(datetime.timezone.utc))
 
 
-class SQLiteStore:
+def _load_json(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise StorageError(f"Stored metadata is not valid JSON: {text[:60]!r}") from None
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _dump_json(value: dict[str, Any] | None) -> str | None:
+    return json.dumps(value) if value else None
+
+
+class SQLiteTransaction(Transaction):
+    """A write transaction on one connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+
+def _conn(tx: Transaction) -> sqlite3.Connection:
+    if not isinstance(tx, SQLiteTransaction):
+        raise TypeError(f"not a SQLite transaction: {tx!r}")
+    return tx.conn
+
+
+class SQLiteStore(Store):
     """One SQLite database file holding collections of embeddings."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        #: Bumped after every commit made through this store; lets caches notice own writes.
-        self.write_generation = 0
+        self.location = str(path)
         self.readonly = False
-        self.conn = self._connect()
+        self._memory = self.location == ":memory:" or self.location.startswith("file::memory:")
+        # An in-memory database lives in one connection, shared under this lock; a file
+        # gets a connection per thread and needs no lock (SQLite locks the file).
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        first = self._connect(first=True)
         try:
-            self._ensure_schema()
+            self._ensure_schema(first)
         except sqlite3.DatabaseError as error:
-            self.conn.close()
-            raise DatabaseOpenError(f"Cannot open database {self.path}: {error}") from None
+            self.close()
+            raise DatabaseOpenError(f"Cannot open database {self.location}: {error}") from None
 
-    # -- connection and schema -------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        return self.location
 
-    def _connect(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
-            parent = Path(self.path).resolve().parent
+    # -- connections and schema -------------------------------------------------------------
+
+    def _connect(self, first: bool = False) -> sqlite3.Connection:
+        if not self._memory:
+            parent = Path(self.location).resolve().parent
             if not parent.is_dir():
                 raise DatabaseOpenError(
-                    f"Cannot open database {self.path}: directory {parent} does not exist"
+                    f"Cannot open database {self.location}: directory {parent} does not exist"
                 )
         try:
             # isolation_level=None: transactions are explicit (see transaction()).
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.location, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.DatabaseError as error:
-            raise DatabaseOpenError(f"Cannot open database {self.path}: {error}") from None
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.OperationalError:
-            # A read-only file (or directory) still serves searches; writes say why they fail.
-            self.readonly = True
+            raise DatabaseOpenError(f"Cannot open database {self.location}: {error}") from None
+        if first:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError:
+                # A read-only file (or directory) still serves searches; writes say why.
+                self.readonly = True
+        with self._lock:
+            self._connections.append(conn)
+        self._local.conn = conn
         return conn
 
-    def _schema_names(self, kind: str) -> set[str]:
-        rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type = ?", (kind,))
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (the one shared connection, for ``:memory:``)."""
+        if self._memory:
+            return self._connections[0]
+        conn = getattr(self._local, "conn", None)
+        return conn if conn is not None else self._connect()
+
+    def _guard(self) -> AbstractContextManager[Any]:
+        return self._lock if self._memory else nullcontext()
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def sidecar_directory(self) -> Path | None:
+        if self._memory or not self.location:
+            return None
+        return Path(self.location + ".indexes")
+
+    @staticmethod
+    def _schema_names(conn: sqlite3.Connection, kind: str) -> set[str]:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = ?", (kind,))
         return {row[0] for row in rows}
 
-    def _applied_migrations(self, migration_set: str) -> set[str]:
-        rows = self.conn.execute(
+    @staticmethod
+    def _applied_migrations(conn: sqlite3.Connection, migration_set: str) -> set[str]:
+        rows = conn.execute(
             "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", (migration_set,)
         )
         return {row[0] for row in rows}
 
-    def _ensure_schema(self) -> None:
-        tables = self._schema_names("table")
+    def _schema_is_current(self, conn: sqlite3.Connection) -> bool:
+        tables = self._schema_names(conn, "table")
         wanted_vibes = {name for name, _ in VIBES_MIGRATIONS}
-        if {"collections", "embeddings", "_sqlite_migrations"} <= tables and (
-            wanted_vibes <= self._applied_migrations(VIBES_MIGRATION_SET)
-        ):
-            return  # the common case: one query and done
+        return {"collections", "embeddings", "_sqlite_migrations"} <= tables and (
+            wanted_vibes <= self._applied_migrations(conn, VIBES_MIGRATION_SET)
+        )
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        if self._schema_is_current(conn):
+            return  # the common case: two queries and done
+        tables = self._schema_names(conn, "table")
         if "embeddings" in tables:
-            columns = {row[1] for row in self.conn.execute("PRAGMA table_info(embeddings)")}
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(embeddings)")}
             missing = _LLM_EMBEDDING_COLUMNS - columns
             if missing:
                 raise DatabaseOpenError(
-                    f"Database {self.path} was written by an older llm (embeddings lacks "
-                    f"{', '.join(sorted(missing))}); run 'llm collections list -d {self.path}' "
-                    "once to upgrade it"
+                    f"Database {self.location} was written by an older llm (embeddings lacks "
+                    f"{', '.join(sorted(missing))}); run 'llm collections list -d "
+                    f"{self.location}' once to upgrade it"
                 )
         with self.transaction():
+            # Looked at again inside the write lock: another process may have created the
+            # schema between the first look and now.
+            tables = self._schema_names(conn, "table")
             # The statements are run only when missing, with no IF NOT EXISTS, so that the
             # schema text matches what llm itself writes.
             if "_sqlite_migrations" not in tables:
-                self.conn.execute(_MIGRATIONS_TABLE)
-            indexes = self._schema_names("index")
+                conn.execute(_MIGRATIONS_TABLE)
+            indexes = self._schema_names(conn, "index")
             if "idx__sqlite_migrations_migration_set_name" not in indexes:
-                self.conn.execute(_MIGRATIONS_INDEX)
+                conn.execute(_MIGRATIONS_INDEX)
             for name, ddl in _LLM_TABLES.items():
                 if name not in tables:
-                    self.conn.execute(ddl)
+                    conn.execute(ddl)
             for name, ddl in _LLM_INDEXES.items():
                 if name not in indexes:
-                    self.conn.execute(ddl)
+                    conn.execute(ddl)
             # Recording llm's migrations stops llm from trying to create the tables again.
-            self._record_migrations(LLM_MIGRATION_SET, LLM_MIGRATIONS)
-            applied = self._applied_migrations(VIBES_MIGRATION_SET)
+            self._record_migrations(conn, LLM_MIGRATION_SET, LLM_MIGRATIONS)
+            applied = self._applied_migrations(conn, VIBES_MIGRATION_SET)
             for name, statements in VIBES_MIGRATIONS:
                 if name not in applied:
                     for statement in statements:
-                        self.conn.execute(statement)
-                    self._record_migrations(VIBES_MIGRATION_SET, (name,))
+                        conn.execute(statement)
+                    self._record_migrations(conn, VIBES_MIGRATION_SET, (name,))
 
-    def _record_migrations(self, migration_set: str, names: Iterable[str]) -> None:
-        self.conn.executemany(
+    @staticmethod
+    def _record_migrations(
+        conn: sqlite3.Connection, migration_set: str, names: Iterable[str]
+    ) -> None:
+        conn.executemany(
             "INSERT OR IGNORE INTO _sqlite_migrations (migration_set, name, applied_at) "
             "VALUES (?, ?, ?)",
             [(migration_set, name, _now_iso()) for name in names],
         )
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Transaction]:
         """One write transaction: committed whole, or rolled back whole (Ctrl-C included)."""
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            raise DatabaseOpenError(f"Cannot write to database {self.path}: {error}") from None
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        try:
-            self.conn.execute("COMMIT")
-        except sqlite3.OperationalError as error:
-            self.conn.execute("ROLLBACK")
-            raise DatabaseOpenError(f"Cannot write to database {self.path}: {error}") from None
-        self.write_generation += 1
+        with self._guard():
+            conn = self.conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                raise DatabaseOpenError(
+                    f"Cannot write to database {self.location}: {error}"
+                ) from None
+            try:
+                yield SQLiteTransaction(conn)
+            except sqlite3.Error as error:
+                self._rollback(conn)
+                raise StorageError(f"Database error: {error}") from None
+            except BaseException:
+                self._rollback(conn)
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as error:
+                self._rollback(conn)
+                raise DatabaseOpenError(
+                    f"Cannot write to database {self.location}: {error}"
+                ) from None
 
-    def data_version(self) -> tuple[int, int]:
-        """Changes whenever this or another connection commits to the database."""
-        (other,) = self.conn.execute("PRAGMA data_version").fetchone()
-        return other, self.write_generation
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        # SQLite may already have rolled back by itself (a full disk does that); a second
+        # ROLLBACK would then replace the real error with "no transaction is active".
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
-    def close(self) -> None:
-        self.conn.close()
+    def version(self) -> int:
+        # Every change to a vector adds a row to vibes_changes through the triggers, whoever
+        # makes it, and AUTOINCREMENT's counter never goes back, even after pruning: so the
+        # counter is a version of every vector in the file, the same on every connection.
+        row = self.conn.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'vibes_changes'"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _select_in(
+        self, sql: str, values: Sequence[Any], *leading: Any, conn: sqlite3.Connection | None = None
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``sql`` (whose ``{marks}`` is where the IN list goes) for every value,
+        in parts small enough for SQLite's limit on parameters."""
+        conn = conn or self.conn
+        for part in _parts(list(values)):
+            yield from conn.execute(sql.format(marks=",".join("?" * len(part))), (*leading, *part))
 
     # -- collections -------------------------------------------------------------------------
 
@@ -390,7 +489,8 @@ class SQLiteStore:
     def create_collection(
         self, name: str, model_id: str, dimensions: int | None, distance: str = "cosine"
     ) -> CollectionRecord:
-        with self.transaction() as conn:
+        with self.transaction() as tx:
+            conn = _conn(tx)
             cursor = conn.execute(
                 "INSERT INTO collections (name, model) VALUES (?, ?)", (name, model_id)
             )
@@ -403,23 +503,21 @@ class SQLiteStore:
         assert record is not None
         return record
 
-    def set_dimensions(self, collection_id: int, dimensions: int) -> None:
-        """Record a collection's dimensions (for collections ``llm`` created, on first write)."""
-        self.conn.execute(
+    def set_dimensions(self, tx: Transaction, collection_id: int, dimensions: int) -> None:
+        _conn(tx).execute(
             "INSERT INTO vibes_collections (collection_id, dimensions) VALUES (?, ?) "
             "ON CONFLICT (collection_id) DO UPDATE SET dimensions = excluded.dimensions",
             (collection_id, dimensions),
         )
 
     def sample_dimensions(self, collection_id: int) -> int | None:
-        """Dimensions read off one stored vector, for collections with none recorded."""
         row = self.conn.execute(
             "SELECT length(embedding) FROM embeddings WHERE collection_id = ? LIMIT 1",
             (collection_id,),
         ).fetchone()
         return row[0] // 4 if row and row[0] else None
 
-    def list_collections(self) -> list[dict[str, object]]:
+    def list_collections(self) -> list[CollectionInfo]:
         rows = self.conn.execute(
             """
             SELECT c.name, c.model, v.dimensions,
@@ -431,22 +529,21 @@ class SQLiteStore:
             """
         ).fetchall()
         return [
-            {
-                "name": name,
-                "model": model,
-                "count": count,
-                "dimensions": dimensions or (blob_length // 4 if blob_length else None),
-            }
+            CollectionInfo(
+                name, model, count, dimensions or (blob_length // 4 if blob_length else None)
+            )
             for name, model, dimensions, count, blob_length in rows
         ]
 
     def delete_collection(self, collection_id: int) -> None:
-        with self.transaction() as conn:
+        with self.transaction() as tx:
+            conn = _conn(tx)
             conn.execute("DELETE FROM embeddings WHERE collection_id = ?", (collection_id,))
             for table in (
                 "vibes_collections",
                 "vibes_keys",
                 "vibes_changes",
+                "vibes_log_positions",
                 "vibes_indexes",
                 "vibes_documents",
                 "vibes_chunks",
@@ -460,45 +557,37 @@ class SQLiteStore:
         (count,) = self.conn.execute(
             "SELECT count(*) FROM embeddings WHERE collection_id = ?", (collection_id,)
         ).fetchone()
-        return count
+        return int(count)
 
     def get_items(self, collection_id: int, ids: Sequence[str]) -> dict[str, StoredItem]:
-        """The stored items among ``ids`` (missing ids are absent from the result)."""
-        found: dict[str, StoredItem] = {}
-        for part in _chunks(list(ids)):
-            rows = self.conn.execute(
-                "SELECT id, content_hash, content, content_blob, metadata FROM embeddings "
-                f"WHERE collection_id = ? AND id IN ({','.join('?' * len(part))})",
-                (collection_id, *part),
-            )
-            for row in rows:
-                found[row[0]] = StoredItem(*row)
-        return found
+        rows = self._select_in(
+            "SELECT id, content_hash, content, content_blob, metadata FROM embeddings "
+            "WHERE collection_id = ? AND id IN ({marks})",
+            ids,
+            collection_id,
+        )
+        return {row[0]: StoredItem(*row[:4], _load_json(row[4])) for row in rows}
 
-    def vectors_by_hash(self, collection_id: int, hashes: Sequence[bytes]) -> dict[bytes, bytes]:
-        """A stored vector for each content hash already in the collection."""
-        found: dict[bytes, bytes] = {}
-        for part in _chunks(list(hashes)):
-            rows = self.conn.execute(
-                "SELECT content_hash, embedding FROM embeddings WHERE collection_id = ? "
-                f"AND content_hash IN ({','.join('?' * len(part))})",
-                (collection_id, *part),
-            )
-            for content_hash, embedding in rows:
-                found[content_hash] = embedding
-        return found
-
-    def get_vector(self, collection_id: int, item_id: str) -> bytes | None:
+    def get_vector(self, collection_id: int, item_id: str) -> np.ndarray | None:
         row = self.conn.execute(
             "SELECT embedding FROM embeddings WHERE collection_id = ? AND id = ?",
             (collection_id, item_id),
         ).fetchone()
-        return row[0] if row else None
+        return vector_format.decode_array(row[0]) if row and row[0] is not None else None
 
-    def upsert(self, conn: sqlite3.Connection, rows: Sequence[tuple]) -> None:
-        """Insert or replace items: rows of (collection_id, id, embedding, content,
-        content_blob, content_hash, metadata, updated). A NULL metadata keeps the stored one."""
-        conn.executemany(
+    def vectors_by_hash(
+        self, collection_id: int, hashes: Sequence[bytes]
+    ) -> dict[bytes, np.ndarray]:
+        rows = self._select_in(
+            "SELECT content_hash, embedding FROM embeddings WHERE collection_id = ? "
+            "AND content_hash IN ({marks})",
+            hashes,
+            collection_id,
+        )
+        return {digest: vector_format.decode_array(blob) for digest, blob in rows if blob}
+
+    def upsert(self, tx: Transaction, collection_id: int, items: Sequence[ItemWrite]) -> None:
+        _conn(tx).executemany(
             """
             INSERT INTO embeddings (collection_id, id, embedding, content, content_blob,
                                     content_hash, metadata, updated)
@@ -511,23 +600,37 @@ class SQLiteStore:
                 metadata = coalesce(excluded.metadata, embeddings.metadata),
                 updated = excluded.updated
             """,
-            rows,
+            [
+                (
+                    collection_id,
+                    item.id,
+                    vector_format.encode(item.vector),
+                    item.content,
+                    item.content_blob,
+                    item.content_hash,
+                    _dump_json(item.metadata),
+                    item.updated,
+                )
+                for item in items
+            ],
         )
 
-    def update_stored(self, conn: sqlite3.Connection, rows: Sequence[tuple]) -> None:
-        """Refresh content and metadata of unchanged items, keeping their vectors: rows of
-        (content, content_blob, metadata, updated, collection_id, id)."""
-        conn.executemany(
+    def update_stored(
+        self, tx: Transaction, collection_id: int, updates: Sequence[ItemUpdate]
+    ) -> None:
+        _conn(tx).executemany(
             "UPDATE embeddings SET content = coalesce(?, content), "
             "content_blob = coalesce(?, content_blob), metadata = coalesce(?, metadata), "
             "updated = ? WHERE collection_id = ? AND id = ?",
-            rows,
+            [
+                (u.content, u.content_blob, _dump_json(u.metadata), u.updated, collection_id, u.id)
+                for u in updates
+            ],
         )
 
-    def delete_items(self, conn: sqlite3.Connection, collection_id: int, ids: Sequence[str]) -> int:
-        """Delete items (and the chunk records of those that are chunks) in a transaction."""
+    def _delete_ids(self, conn: sqlite3.Connection, collection_id: int, ids: Sequence[str]) -> int:
         deleted = 0
-        for part in _chunks(list(ids)):
+        for part in _parts(list(ids)):
             marks = ",".join("?" * len(part))
             cursor = conn.execute(
                 f"DELETE FROM embeddings WHERE collection_id = ? AND id IN ({marks})",
@@ -540,9 +643,108 @@ class SQLiteStore:
             )
         return deleted
 
+    def delete_items(self, tx: Transaction, collection_id: int, ids: Sequence[str]) -> int:
+        return self._delete_ids(_conn(tx), collection_id, ids)
+
     def item_ids(self, collection_id: int) -> list[str]:
         rows = self.conn.execute(
             "SELECT id FROM embeddings WHERE collection_id = ?", (collection_id,)
+        )
+        return [row[0] for row in rows]
+
+    def load_matrix(
+        self,
+        collection_id: int,
+        dimensions: int | None,
+        ids: Sequence[str] | None = None,
+        *,
+        with_keys: bool = False,
+    ) -> VectorMatrix:
+        import numpy as np
+
+        if with_keys:
+            select = (
+                "SELECT e.id, e.embedding, k.key FROM embeddings e JOIN vibes_keys k "
+                "ON k.collection_id = e.collection_id AND k.item_id = e.id "
+                "WHERE e.collection_id = ?"
+            )
+            column = "e.id"
+        else:
+            select = "SELECT id, embedding FROM embeddings WHERE collection_id = ?"
+            column = "id"
+        if ids is None:
+            rows = self.conn.execute(select, (collection_id,)).fetchall()
+        else:
+            rows = list(
+                self._select_in(select + f" AND {column} IN ({{marks}})", ids, collection_id)
+            )
+        if not rows:
+            width = dimensions or 0
+            keys = np.empty(0, dtype=np.uint64) if with_keys else None
+            return VectorMatrix([], np.empty((0, width), dtype=np.float32), keys)
+        columns = list(zip(*rows))
+        found_ids = list(columns[0])
+        matrix = vector_format.blobs_to_matrix(found_ids, columns[1], dimensions)
+        keys = np.asarray(columns[2], dtype=np.uint64) if with_keys else None
+        return VectorMatrix(found_ids, matrix, keys)
+
+    def iter_items(
+        self, collection_id: int, *, with_vectors: bool = False, page_size: int = 10_000
+    ) -> Iterator[tuple[list[StoredItem], np.ndarray | None]]:
+        columns = "id, content_hash, content, content_blob, metadata" + (
+            ", embedding" if with_vectors else ""
+        )
+        after: str | None = None
+        while True:
+            # Keyset pages: no cursor stays open between pages, so the caller may write to
+            # the database (or another thread use the connection) while iterating.
+            try:
+                with self._guard():
+                    rows = self.conn.execute(
+                        f"SELECT {columns} FROM embeddings WHERE collection_id = ? "
+                        "AND (? IS NULL OR id > ?) ORDER BY id LIMIT ?",
+                        (collection_id, after, after, page_size),
+                    ).fetchall()
+            except sqlite3.Error as error:
+                raise StorageError(f"Database error: {error}") from None
+            if not rows:
+                return
+            items = [StoredItem(*row[:4], _load_json(row[4])) for row in rows]
+            matrix = None
+            if with_vectors:
+                ids = [item.id for item in items]
+                matrix = vector_format.blobs_to_matrix(ids, [row[5] for row in rows], None)
+            yield items, matrix
+            after = rows[-1][0]
+
+    def matching(self, collection_id: int, condition: Filter) -> Candidates:
+        where, params = compile_filter(condition)
+        try:
+            rows = self.conn.execute(
+                "SELECT (SELECT key FROM vibes_keys k WHERE k.collection_id = "
+                "embeddings.collection_id AND k.item_id = embeddings.id), id FROM embeddings "
+                f"WHERE collection_id = ? AND ({where})",
+                (collection_id, *params),
+            ).fetchall()
+        except sqlite3.Error as error:
+            raise FilterError(f"Invalid filter: {error}") from None
+        return Candidates([row[1] for row in rows], [row[0] for row in rows])
+
+    # -- chunked documents ----------------------------------------------------------------
+
+    def document(self, collection_id: int, document_id: str) -> DocumentRecord | None:
+        row = self.conn.execute(
+            "SELECT document_id, content_hash, chunker, settings, metadata, stored, chunk_count "
+            "FROM vibes_documents WHERE collection_id = ? AND document_id = ?",
+            (collection_id, document_id),
+        ).fetchone()
+        if row is None:
+            return None
+        return DocumentRecord(*row[:4], _load_json(row[4]), *row[5:])
+
+    def document_ids(self, collection_id: int) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT document_id FROM vibes_documents WHERE collection_id = ?", (collection_id,)
         )
         return [row[0] for row in rows]
 
@@ -552,25 +754,97 @@ class SQLiteStore:
         )
         return [row[0] for row in rows]
 
-    def load_vectors(self, collection_id: int) -> tuple[list[str], list[bytes]]:
-        """Every id and vector blob of a collection, in one pass."""
-        rows = self.conn.execute(
-            "SELECT id, embedding FROM embeddings WHERE collection_id = ?", (collection_id,)
-        ).fetchall()
-        return [row[0] for row in rows], [row[1] for row in rows]
-
-    def iter_items(self, collection_id: int, with_vectors: bool = False) -> Iterator[tuple]:
-        """(id, content, content_blob, metadata[, embedding]) for every item, ordered by id."""
-        columns = "id, content, content_blob, metadata" + (", embedding" if with_vectors else "")
-        yield from self.conn.execute(
-            f"SELECT {columns} FROM embeddings WHERE collection_id = ? ORDER BY id",
-            (collection_id,),
+    def upsert_chunks(
+        self, tx: Transaction, collection_id: int, chunks: Sequence[ChunkRecord]
+    ) -> None:
+        _conn(tx).executemany(
+            "INSERT OR REPLACE INTO vibes_chunks (collection_id, id, document_id, chunk_index, "
+            "start_offset, end_offset, start_line, end_line, context) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (collection_id, c.id, c.document_id, c.index, c.start_offset, c.end_offset)
+                + (c.start_line, c.end_line, c.context)
+                for c in chunks
+            ],
         )
 
-    # -- change log, stable keys and index state ---------------------------------------------
+    def finish_document(self, tx: Transaction, collection_id: int, record: DocumentRecord) -> int:
+        conn = _conn(tx)
+        conn.execute(
+            "INSERT OR REPLACE INTO vibes_documents (collection_id, document_id, content_hash, "
+            "chunker, settings, metadata, stored, chunk_count, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, strftime('%s', 'now'))",
+            (
+                collection_id,
+                record.document_id,
+                record.content_hash,
+                record.chunker,
+                record.settings,
+                _dump_json(record.metadata),
+                record.stored,
+                record.chunk_count,
+            ),
+        )
+        return self._delete_chunks(conn, collection_id, record.document_id, record.chunk_count)
+
+    def _delete_chunks(
+        self, conn: sqlite3.Connection, collection_id: int, document_id: str, keep: int = 0
+    ) -> int:
+        stale = [
+            row[0]
+            for row in conn.execute(
+                "SELECT id FROM vibes_chunks WHERE collection_id = ? AND document_id = ? "
+                "AND chunk_index >= ?",
+                (collection_id, document_id, keep),
+            )
+        ]
+        self._delete_ids(conn, collection_id, stale)
+        return len(stale)
+
+    def delete_documents(
+        self, tx: Transaction, collection_id: int, document_ids: Iterable[str]
+    ) -> int:
+        conn = _conn(tx)
+        deleted = 0
+        for document_id in document_ids:
+            deleted += self._delete_chunks(conn, collection_id, document_id)
+            conn.execute(
+                "DELETE FROM vibes_documents WHERE collection_id = ? AND document_id = ?",
+                (collection_id, document_id),
+            )
+        return deleted
+
+    def chunk_records(self, collection_id: int, ids: Sequence[str]) -> dict[str, ChunkRecord]:
+        rows = self._select_in(
+            "SELECT id, document_id, chunk_index, start_offset, end_offset, start_line, "
+            "end_line, context FROM vibes_chunks WHERE collection_id = ? AND id IN ({marks})",
+            ids,
+            collection_id,
+        )
+        return {row[0]: ChunkRecord(*row) for row in rows}
+
+    def document_chunks(
+        self, collection_id: int, document_id: str, first: int, last: int
+    ) -> list[ChunkText]:
+        rows = self.conn.execute(
+            "SELECT c.id, c.chunk_index, c.start_line, c.end_line, e.content "
+            "FROM vibes_chunks c LEFT JOIN embeddings e "
+            "ON e.collection_id = c.collection_id AND e.id = c.id "
+            "WHERE c.collection_id = ? AND c.document_id = ? AND c.chunk_index BETWEEN ? AND ? "
+            "ORDER BY c.chunk_index",
+            (collection_id, document_id, first, last),
+        ).fetchall()
+        return [ChunkText(*row) for row in rows]
+
+    # -- change log --------------------------------------------------------------------------
+
+    def last_change(self, collection_id: int) -> int:
+        (seq,) = self.conn.execute(
+            "SELECT max(seq) FROM vibes_changes WHERE collection_id = ?", (collection_id,)
+        ).fetchone()
+        return int(seq or 0)
 
     def changes_since(self, collection_id: int, seq: int) -> tuple[int, list[str]]:
-        """The newest change number and the distinct ids changed after ``seq``."""
         rows = self.conn.execute(
             "SELECT seq, item_id FROM vibes_changes WHERE collection_id = ? AND seq > ? "
             "ORDER BY seq",
@@ -580,82 +854,68 @@ class SQLiteStore:
             return seq, []
         return rows[-1][0], list(dict.fromkeys(row[1] for row in rows))
 
-    def last_change(self, collection_id: int) -> int:
-        (seq,) = self.conn.execute(
-            "SELECT max(seq) FROM vibes_changes WHERE collection_id = ?", (collection_id,)
+    def log_position(self, collection_id: int, consumer: str) -> int | None:
+        row = self.conn.execute(
+            "SELECT seq FROM vibes_log_positions WHERE collection_id = ? AND consumer = ?",
+            (collection_id, consumer),
         ).fetchone()
-        return seq or 0
+        return int(row[0]) if row else None
 
-    def prune_changes(self, conn: sqlite3.Connection, collection_id: int, up_to: int) -> None:
+    def advance_log(self, tx: Transaction, collection_id: int, consumer: str, seq: int) -> None:
+        conn = _conn(tx)
         conn.execute(
-            "DELETE FROM vibes_changes WHERE collection_id = ? AND seq <= ?", (collection_id, up_to)
+            "INSERT INTO vibes_log_positions (collection_id, consumer, seq) VALUES (?, ?, ?) "
+            "ON CONFLICT (collection_id, consumer) DO UPDATE SET seq = excluded.seq",
+            (collection_id, consumer, seq),
         )
+        self._prune(conn, collection_id)
 
-    def ensure_keys(self, conn: sqlite3.Connection, collection_id: int) -> None:
-        """Give every item a key (items written before vibes' triggers existed lack one)."""
+    def release_log(self, tx: Transaction, collection_id: int, consumer: str) -> None:
+        conn = _conn(tx)
         conn.execute(
+            "DELETE FROM vibes_log_positions WHERE collection_id = ? AND consumer = ?",
+            (collection_id, consumer),
+        )
+        self._prune(conn, collection_id)
+
+    def prune_log(self, tx: Transaction, collection_id: int) -> None:
+        self._prune(_conn(tx), collection_id)
+
+    @staticmethod
+    def _prune(conn: sqlite3.Connection, collection_id: int) -> None:
+        (lowest,) = conn.execute(
+            "SELECT min(seq) FROM vibes_log_positions WHERE collection_id = ?", (collection_id,)
+        ).fetchone()
+        if lowest is None:  # nobody reads this collection's log
+            conn.execute("DELETE FROM vibes_changes WHERE collection_id = ?", (collection_id,))
+        else:
+            conn.execute(
+                "DELETE FROM vibes_changes WHERE collection_id = ? AND seq <= ?",
+                (collection_id, lowest),
+            )
+
+    # -- stable keys and index state -------------------------------------------------------
+
+    def ensure_keys(self, tx: Transaction, collection_id: int) -> None:
+        _conn(tx).execute(
             "INSERT OR IGNORE INTO vibes_keys (collection_id, item_id) "
             "SELECT collection_id, id FROM embeddings WHERE collection_id = ?",
             (collection_id,),
         )
 
     def keys_for_ids(self, collection_id: int, ids: Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for part in _chunks(list(ids)):
-            rows = self.conn.execute(
-                "SELECT item_id, key FROM vibes_keys WHERE collection_id = ? "
-                f"AND item_id IN ({','.join('?' * len(part))})",
-                (collection_id, *part),
-            )
-            found.update(rows)
-        return found
+        rows = self._select_in(
+            "SELECT item_id, key FROM vibes_keys WHERE collection_id = ? AND item_id IN ({marks})",
+            ids,
+            collection_id,
+        )
+        return {item_id: key for item_id, key in rows}
 
     def ids_for_keys(self, keys: Sequence[int]) -> dict[int, str]:
-        found: dict[int, str] = {}
-        for part in _chunks([int(k) for k in keys]):
-            rows = self.conn.execute(
-                f"SELECT key, item_id FROM vibes_keys WHERE key IN ({','.join('?' * len(part))})",
-                tuple(part),
-            )
-            found.update(rows)
-        return found
-
-    def vectors_with_keys(
-        self, collection_id: int, ids: Sequence[str] | None = None
-    ) -> tuple[list[int], list[str], list[bytes]]:
-        """(keys, ids, vector blobs) of the given items, or of the whole collection."""
-        query = (
-            "SELECT k.key, e.id, e.embedding FROM embeddings e JOIN vibes_keys k "
-            "ON k.collection_id = e.collection_id AND k.item_id = e.id "
-            "WHERE e.collection_id = ?"
+        rows = self._select_in(
+            "SELECT key, item_id FROM vibes_keys WHERE key IN ({marks})", [int(k) for k in keys]
         )
-        rows: list[tuple] = []
-        if ids is None:
-            rows = self.conn.execute(query, (collection_id,)).fetchall()
-        else:
-            for part in _chunks(list(ids)):
-                rows += self.conn.execute(
-                    query + f" AND e.id IN ({','.join('?' * len(part))})", (collection_id, *part)
-                ).fetchall()
-        return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
-
-    def matching(
-        self, collection_id: int, where: str, params: Sequence[Any]
-    ) -> list[tuple[int | None, str]]:
-        """(key, id) of the items for which the SQL condition ``where`` holds."""
-        return self.conn.execute(
-            "SELECT (SELECT key FROM vibes_keys k WHERE k.collection_id = embeddings.collection_id"
-            " AND k.item_id = embeddings.id), id FROM embeddings "
-            f"WHERE collection_id = ? AND ({where})",
-            (collection_id, *params),
-        ).fetchall()
-
-    def pending_changes(self, collection_id: int, since: int) -> int:
-        (count,) = self.conn.execute(
-            "SELECT count(*) FROM vibes_changes WHERE collection_id = ? AND seq > ?",
-            (collection_id, since),
-        ).fetchone()
-        return count
+        return {key: item_id for key, item_id in rows}
 
     def index_state(self, collection_id: int) -> IndexState | None:
         row = self.conn.execute(
@@ -665,11 +925,8 @@ class SQLiteStore:
         ).fetchone()
         return IndexState(*row) if row else None
 
-    def save_index_state(
-        self, conn: sqlite3.Connection, state: IndexState, replacing: str | None
-    ) -> bool:
-        """Record ``state`` if the recorded file is still ``replacing`` (compare and set), so
-        that of two processes updating the same index at once, one wins cleanly."""
+    def save_index_state(self, tx: Transaction, state: IndexState, replacing: str | None) -> bool:
+        conn = _conn(tx)
         current = conn.execute(
             "SELECT file FROM vibes_indexes WHERE collection_id = ?", (state.collection_id,)
         ).fetchone()
@@ -693,109 +950,65 @@ class SQLiteStore:
         )
         return True
 
-    def delete_index_state(self, conn: sqlite3.Connection, collection_id: int) -> None:
-        conn.execute("DELETE FROM vibes_indexes WHERE collection_id = ?", (collection_id,))
+    # -- rows for ingestion ---------------------------------------------------------------------
 
-    # -- chunked documents ----------------------------------------------------------------
+    def read_query(
+        self, query: str, attach: Sequence[tuple[str, str]] = ()
+    ) -> tuple[Iterator[dict[str, Any]], int | None]:
+        if self._memory:
+            raise InputError("--sql needs a database file, not an in-memory database")
+        # Quoted: a path holding '?' or '#' would otherwise end the URI early.
+        location = urllib.parse.quote(str(Path(self.location).resolve()))
+        conn = sqlite3.connect(f"file:{location}?mode=ro", uri=True)
+        try:
+            for alias, path in attach:
+                if not Path(path).is_file():
+                    raise InputError(f"Cannot attach {path}: no such file")
+                conn.execute("ATTACH DATABASE ? AS ?", (str(Path(path).resolve()), alias))
+            cursor = conn.execute(query)
+        except sqlite3.Error as error:
+            conn.close()
+            raise InputError(f"SQL query failed: {error}") from None
+        except BaseException:
+            conn.close()
+            raise
+        if cursor.description is None:
+            conn.close()
+            raise InputError("The SQL query returns no rows (is it a SELECT?)")
+        columns = [column[0] for column in cursor.description]
+        try:
+            (count,) = conn.execute(f"SELECT count(*) FROM ({query})").fetchone()
+        except sqlite3.Error:
+            count = None
 
-    def document(self, collection_id: int, document_id: str) -> DocumentRecord | None:
-        row = self.conn.execute(
-            "SELECT document_id, content_hash, chunker, settings, metadata, stored, chunk_count "
-            "FROM vibes_documents WHERE collection_id = ? AND document_id = ?",
-            (collection_id, document_id),
-        ).fetchone()
-        return DocumentRecord(*row) if row else None
+        def rows() -> Iterator[dict[str, Any]]:
+            try:
+                for values in cursor:
+                    yield dict(zip(columns, values))
+            except sqlite3.Error as error:
+                raise InputError(f"SQL query failed: {error}") from None
+            finally:
+                conn.close()
 
-    def document_ids(self, collection_id: int) -> list[str]:
-        rows = self.conn.execute(
-            "SELECT document_id FROM vibes_documents WHERE collection_id = ?", (collection_id,)
-        )
-        return [row[0] for row in rows]
+        return rows(), count
 
-    def upsert_chunks(self, conn: sqlite3.Connection, rows: Sequence[tuple]) -> None:
-        """Rows of (collection_id, id, document_id, chunk_index, start_offset, end_offset,
-        start_line, end_line, context)."""
-        conn.executemany(
-            "INSERT OR REPLACE INTO vibes_chunks (collection_id, id, document_id, chunk_index, "
-            "start_offset, end_offset, start_line, end_line, context) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
 
-    def finish_document(
-        self, conn: sqlite3.Connection, collection_id: int, record: DocumentRecord
-    ) -> int:
-        """Record a document as chunked and delete its chunks past the new count (left from
-        a longer version). Returns how many stale chunks were deleted."""
-        conn.execute(
-            "INSERT OR REPLACE INTO vibes_documents (collection_id, document_id, content_hash, "
-            "chunker, settings, metadata, stored, chunk_count, updated) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, strftime('%s', 'now'))",
-            (collection_id, *astuple(record)),
-        )
-        return self._delete_chunks(conn, collection_id, record.document_id, record.chunk_count)
+def _guarded(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Run a store method under the store's guard, its sqlite3 errors mapped to vibes'."""
 
-    def _delete_chunks(
-        self, conn: sqlite3.Connection, collection_id: int, document_id: str, keep: int = 0
-    ) -> int:
-        stale = [
-            row[0]
-            for row in conn.execute(
-                "SELECT id FROM vibes_chunks WHERE collection_id = ? AND document_id = ? "
-                "AND chunk_index >= ?",
-                (collection_id, document_id, keep),
-            )
-        ]
-        for part in _chunks(stale):
-            marks = ",".join("?" * len(part))
-            conn.execute(
-                f"DELETE FROM embeddings WHERE collection_id = ? AND id IN ({marks})",
-                (collection_id, *part),
-            )
-            conn.execute(
-                f"DELETE FROM vibes_chunks WHERE collection_id = ? AND id IN ({marks})",
-                (collection_id, *part),
-            )
-        return len(stale)
+    @functools.wraps(method)
+    def guarded(self: SQLiteStore, *args: Any, **kwargs: Any) -> _T:
+        with self._guard():
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as error:
+                raise StorageError(f"Database error: {error}") from None
 
-    def delete_documents(
-        self, conn: sqlite3.Connection, collection_id: int, document_ids: Iterable[str]
-    ) -> int:
-        """Delete documents with all their chunks; returns how many chunks went."""
-        deleted = 0
-        for document_id in document_ids:
-            deleted += self._delete_chunks(conn, collection_id, document_id)
-            conn.execute(
-                "DELETE FROM vibes_documents WHERE collection_id = ? AND document_id = ?",
-                (collection_id, document_id),
-            )
-        return deleted
+    return guarded
 
-    def chunk_records(self, collection_id: int, ids: Sequence[str]) -> dict[str, tuple]:
-        """id -> (document_id, chunk_index, start_offset, end_offset, start_line, end_line,
-        context) for the chunks among ``ids``."""
-        found: dict[str, tuple] = {}
-        for part in _chunks(list(ids)):
-            rows = self.conn.execute(
-                "SELECT id, document_id, chunk_index, start_offset, end_offset, start_line, "
-                "end_line, context FROM vibes_chunks WHERE collection_id = ? "
-                f"AND id IN ({','.join('?' * len(part))})",
-                (collection_id, *part),
-            )
-            for row in rows:
-                found[row[0]] = row[1:]
-        return found
 
-    def document_chunks(
-        self, collection_id: int, document_id: str, first: int, last: int
-    ) -> list[tuple]:
-        """(id, chunk_index, start_line, end_line, content) of a document's chunks with
-        indexes from ``first`` to ``last``, in order."""
-        return self.conn.execute(
-            "SELECT c.id, c.chunk_index, c.start_line, c.end_line, e.content "
-            "FROM vibes_chunks c LEFT JOIN embeddings e "
-            "ON e.collection_id = c.collection_id AND e.id = c.id "
-            "WHERE c.collection_id = ? AND c.document_id = ? AND c.chunk_index BETWEEN ? AND ? "
-            "ORDER BY c.chunk_index",
-            (collection_id, document_id, first, last),
-        ).fetchall()
+# Every read and write of the interface (not those that manage their own connections or
+# errors) goes through _guarded: backend errors never escape this module.
+for _name in sorted(Store.__abstractmethods__ | {"ensure_keys"}):
+    if _name not in {"transaction", "close", "sidecar_directory", "iter_items", "read_query"}:
+        setattr(SQLiteStore, _name, _guarded(getattr(SQLiteStore, _name)))

@@ -1,0 +1,124 @@
+"""Retrievers: each answers prepared query vectors with a scored ranking per query.
+
+A retriever returns None when it cannot answer this request (no usable index, a filter
+too narrow for a graph to find its items); the pipeline then asks the next one. Why it
+could not is added to the request's warnings when the user should know.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from ..index.manager import EXACT_FILTER_LIMIT, IndexManager
+from ..store.base import Candidates, CollectionRecord, Store
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..index.exact import ExactIndex
+
+#: (item id, score) pairs, best first.
+Ranking = list[tuple[str, float]]
+
+
+@dataclass
+class Retrieval:
+    """One request to the retrievers: prepared queries, how many hits, which candidates."""
+
+    target: CollectionRecord
+    queries: np.ndarray
+    k: int
+    candidates: Candidates | None = None
+    exact: bool = False
+    warnings: list[str] = field(default_factory=list)
+    #: The name of the retriever that answered.
+    answered_by: str | None = None
+
+
+class Retriever(Protocol):
+    """Something that ranks a collection's items for query vectors."""
+
+    name: str
+
+    def retrieve(self, request: Retrieval) -> list[Ranking] | None: ...
+
+
+class MatrixCache:
+    """Each collection's vectors as one matrix, reloaded only after a vector changed
+    (by anyone: the store's version covers other processes too). Thread-safe."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._cache: dict[int, tuple[object, ExactIndex]] = {}
+
+    def get(self, target: CollectionRecord) -> ExactIndex | None:
+        from ..index.exact import ExactIndex
+
+        with self._lock:
+            # Read before loading: a write in between only makes the next call reload.
+            version = self.store.version()
+            cached = self._cache.get(target.id)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            found = self.store.load_matrix(target.id, target.dimensions)
+            if not found.ids:
+                self._cache.pop(target.id, None)
+                return None
+            index = ExactIndex(found.ids, found.vectors, target.distance)
+            self._cache[target.id] = (version, index)
+            return index
+
+    def forget(self, collection_id: int | None = None) -> None:
+        """Drop one collection's matrix, or every one."""
+        with self._lock:
+            if collection_id is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(collection_id, None)
+
+
+class ExactRetriever:
+    """Scores every vector (or every candidate) with one matrix product: always answers."""
+
+    name = "exact"
+
+    def __init__(self, matrices: MatrixCache) -> None:
+        self.matrices = matrices
+
+    def retrieve(self, request: Retrieval) -> list[Ranking] | None:
+        index = self.matrices.get(request.target)
+        if index is None:
+            return [[] for _ in range(request.queries.shape[0])]
+        rows = None
+        if request.candidates is not None:
+            rows = index.positions(request.candidates.ids)
+        return index.search_many(request.queries, request.k, rows=rows)
+
+
+class ApproximateRetriever:
+    """The persisted HNSW index with its overlay of recent changes."""
+
+    name = "approximate"
+
+    def __init__(self, indexes: IndexManager) -> None:
+        self.indexes = indexes
+
+    def retrieve(self, request: Retrieval) -> list[Ranking] | None:
+        if request.exact:
+            return None
+        candidates = request.candidates
+        if candidates is not None and len(candidates) <= EXACT_FILTER_LIMIT:
+            return None  # few enough to score them all, exactly
+        live, problem = self.indexes.open(request.target)
+        if live is None:
+            if problem is not None:
+                name = request.target.name
+                request.warnings.append(
+                    f"The index of collection {name!r} {problem}; searching exactly "
+                    f"instead (run 'vibes index {name} --rebuild')"
+                )
+            return None
+        return self.indexes.search(live, request.queries, request.k, candidates)

@@ -1,0 +1,397 @@
+"""The storage interface: what every backend (SQLite today, PostgreSQL next) implements.
+
+Records cross this boundary typed (dataclasses, never positional tuples), vectors cross it
+as numpy float32 arrays, and writes happen inside an opaque :class:`Transaction` that only
+the backend that made it understands. Backends map their own errors to
+:class:`~vibes.errors.VibesError` subclasses, so nothing above ``store/`` needs to know
+which database library is underneath.
+
+numpy is imported lazily by the backends; this module only names it for type checkers.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..filters import Filter
+
+__all__ = [
+    "Candidates",
+    "ChunkRecord",
+    "ChunkText",
+    "CollectionInfo",
+    "CollectionRecord",
+    "DocumentRecord",
+    "IndexState",
+    "ItemUpdate",
+    "ItemWrite",
+    "Store",
+    "StoredItem",
+    "Transaction",
+    "VectorMatrix",
+]
+
+
+@dataclass(frozen=True)
+class CollectionRecord:
+    """A collection as stored: its id, name, model and search settings."""
+
+    id: int
+    name: str
+    model: str
+    dimensions: int | None
+    distance: str
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection as listed: its name, model, item count and vector dimensions."""
+
+    name: str
+    model: str
+    count: int
+    dimensions: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """What the store holds for one item, less its vector."""
+
+    id: str
+    content_hash: bytes | None
+    content: str | None
+    content_blob: bytes | None
+    metadata: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ItemWrite:
+    """One item to insert or replace. ``metadata=None`` keeps the stored metadata."""
+
+    id: str
+    vector: np.ndarray
+    content: str | None
+    content_blob: bytes | None
+    content_hash: bytes
+    metadata: dict[str, Any] | None
+    updated: int
+
+
+@dataclass(frozen=True)
+class ItemUpdate:
+    """New stored content or metadata for an item whose vector stays; None keeps a field."""
+
+    id: str
+    content: str | None
+    content_blob: bytes | None
+    metadata: dict[str, Any] | None
+    updated: int
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """Where a chunk (an ordinary item) lies in its document."""
+
+    id: str
+    document_id: str
+    index: int  # 0-based position among the document's chunks
+    start_offset: int | None
+    end_offset: int | None
+    start_line: int | None
+    end_line: int | None
+    context: str | None
+
+
+@dataclass(frozen=True)
+class ChunkText:
+    """A chunk of a document with its line range and stored text (for ``context=N``)."""
+
+    id: str
+    index: int
+    start_line: int | None
+    end_line: int | None
+    content: str | None
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """A chunked document: which chunker cut it, with what settings, into how many chunks."""
+
+    document_id: str
+    content_hash: bytes | None
+    chunker: str
+    settings: str | None  # canonical JSON of the chunker's settings
+    metadata: dict[str, Any] | None
+    stored: int
+    chunk_count: int
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """What the persisted approximate index of a collection holds."""
+
+    collection_id: int
+    kind: str  # "hnsw", or "off" when the user dropped it
+    file: str | None
+    seq: int  # the last change it includes
+    size: int | None
+    dimensions: int | None
+    model: str | None
+    distance: str | None
+    params: str | None  # JSON
+    built: int | None
+
+
+@dataclass
+class VectorMatrix:
+    """Ids and their vectors as one float32 array (row i is ids[i]); with ``keys`` when
+    asked for: the stable integer keys approximate indexes use."""
+
+    ids: list[str]
+    vectors: np.ndarray
+    keys: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class Candidates:
+    """The items a filter lets through: their ids, and their keys where they have one."""
+
+    ids: list[str]
+    keys: list[int | None]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class Transaction:
+    """An open write transaction. Opaque: only the backend that made it reads it."""
+
+
+class Store(ABC):
+    """A database holding collections of embeddings, behind one interface.
+
+    Reads may be called from any thread. Writes take the :class:`Transaction` that
+    :meth:`transaction` yields: it commits when the block ends and rolls back (keeping
+    every earlier transaction) when it raises, Ctrl-C included.
+    """
+
+    #: Where the database is, as the user named it (a path or URL).
+    location: str
+    #: True when the database can be read but not written.
+    readonly: bool = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """One write transaction, committed whole or rolled back whole."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release every connection."""
+
+    @abstractmethod
+    def version(self) -> Hashable:
+        """A token that changes whenever any stored vector changes, whoever changed it
+        (this process, another one, ``llm``, plain SQL). Caches of vectors key on it."""
+
+    @abstractmethod
+    def sidecar_directory(self) -> Path | None:
+        """A directory beside the database for derived files (index files), or None when
+        the backend keeps no files of its own."""
+
+    # -- collections -------------------------------------------------------------------
+
+    @abstractmethod
+    def get_collection(self, name: str) -> CollectionRecord | None: ...
+
+    @abstractmethod
+    def create_collection(
+        self, name: str, model_id: str, dimensions: int | None, distance: str = "cosine"
+    ) -> CollectionRecord: ...
+
+    @abstractmethod
+    def set_dimensions(self, tx: Transaction, collection_id: int, dimensions: int) -> None:
+        """Record a collection's dimensions (collections ``llm`` made lack them)."""
+
+    @abstractmethod
+    def sample_dimensions(self, collection_id: int) -> int | None:
+        """Dimensions read off one stored vector, for collections with none recorded."""
+
+    @abstractmethod
+    def list_collections(self) -> list[CollectionInfo]:
+        """Every collection with its item count and dimensions, by name."""
+
+    @abstractmethod
+    def delete_collection(self, collection_id: int) -> None:
+        """Delete a collection with its items, chunks, index state and change log."""
+
+    # -- items -------------------------------------------------------------------------
+
+    @abstractmethod
+    def count(self, collection_id: int) -> int: ...
+
+    @abstractmethod
+    def get_items(self, collection_id: int, ids: Sequence[str]) -> dict[str, StoredItem]:
+        """The stored items among ``ids`` (missing ids are absent from the result)."""
+
+    @abstractmethod
+    def get_vector(self, collection_id: int, item_id: str) -> np.ndarray | None: ...
+
+    @abstractmethod
+    def vectors_by_hash(
+        self, collection_id: int, hashes: Sequence[bytes]
+    ) -> dict[bytes, np.ndarray]:
+        """A stored vector for each content hash already in the collection."""
+
+    @abstractmethod
+    def upsert(self, tx: Transaction, collection_id: int, items: Sequence[ItemWrite]) -> None:
+        """Insert or replace items, vectors included."""
+
+    @abstractmethod
+    def update_stored(
+        self, tx: Transaction, collection_id: int, updates: Sequence[ItemUpdate]
+    ) -> None:
+        """Refresh the content and metadata of items whose vectors stay."""
+
+    @abstractmethod
+    def delete_items(self, tx: Transaction, collection_id: int, ids: Sequence[str]) -> int:
+        """Delete items (with the chunk records of those that are chunks); returns how many."""
+
+    @abstractmethod
+    def item_ids(self, collection_id: int) -> list[str]: ...
+
+    @abstractmethod
+    def load_matrix(
+        self,
+        collection_id: int,
+        dimensions: int | None,
+        ids: Sequence[str] | None = None,
+        *,
+        with_keys: bool = False,
+    ) -> VectorMatrix:
+        """The vectors of the given items (or of the whole collection) as one float32
+        array, decoded in bulk; raises DimensionMismatchError on a vector of another
+        length. ``with_keys`` also gives each item's stable key (items without one are
+        given one first, so do not call it inside a read-only context)."""
+
+    @abstractmethod
+    def iter_items(
+        self, collection_id: int, *, with_vectors: bool = False, page_size: int = 10_000
+    ) -> Iterator[tuple[list[StoredItem], np.ndarray | None]]:
+        """Every item, ordered by id, in pages: (items, their vectors or None). Memory
+        stays bounded by the page, whatever the collection's size."""
+
+    @abstractmethod
+    def matching(self, collection_id: int, condition: Filter) -> Candidates:
+        """The items for which ``condition`` holds. A condition the backend cannot
+        evaluate raises FilterError naming the problem."""
+
+    # -- chunked documents ---------------------------------------------------------------
+
+    @abstractmethod
+    def document(self, collection_id: int, document_id: str) -> DocumentRecord | None: ...
+
+    @abstractmethod
+    def document_ids(self, collection_id: int) -> list[str]: ...
+
+    @abstractmethod
+    def chunk_ids(self, collection_id: int) -> list[str]: ...
+
+    @abstractmethod
+    def upsert_chunks(
+        self, tx: Transaction, collection_id: int, chunks: Sequence[ChunkRecord]
+    ) -> None: ...
+
+    @abstractmethod
+    def finish_document(self, tx: Transaction, collection_id: int, record: DocumentRecord) -> int:
+        """Record a document as chunked and delete its chunks past the new count (left
+        from a longer version); returns how many stale chunks went."""
+
+    @abstractmethod
+    def delete_documents(
+        self, tx: Transaction, collection_id: int, document_ids: Iterable[str]
+    ) -> int:
+        """Delete documents with all their chunks; returns how many chunks went."""
+
+    @abstractmethod
+    def chunk_records(self, collection_id: int, ids: Sequence[str]) -> dict[str, ChunkRecord]:
+        """The chunk records of the chunks among ``ids``."""
+
+    @abstractmethod
+    def document_chunks(
+        self, collection_id: int, document_id: str, first: int, last: int
+    ) -> list[ChunkText]:
+        """A document's chunks with indexes ``first`` to ``last``, in order."""
+
+    # -- change log --------------------------------------------------------------------
+
+    @abstractmethod
+    def last_change(self, collection_id: int) -> int:
+        """The number of the newest logged change to the collection's vectors (0: none)."""
+
+    @abstractmethod
+    def changes_since(self, collection_id: int, seq: int) -> tuple[int, list[str]]:
+        """The newest change number and the distinct ids changed after ``seq``."""
+
+    @abstractmethod
+    def log_position(self, collection_id: int, consumer: str) -> int | None:
+        """How far ``consumer`` has read the collection's change log, or None."""
+
+    @abstractmethod
+    def advance_log(self, tx: Transaction, collection_id: int, consumer: str, seq: int) -> None:
+        """Record that ``consumer`` has applied every change up to ``seq``, and prune the
+        log below the lowest position any consumer of the collection still needs."""
+
+    @abstractmethod
+    def release_log(self, tx: Transaction, collection_id: int, consumer: str) -> None:
+        """``consumer`` no longer reads the collection's log; prune what nobody needs."""
+
+    @abstractmethod
+    def prune_log(self, tx: Transaction, collection_id: int) -> None:
+        """Drop the changes every consumer has read (all of them when none is registered)."""
+
+    # -- stable keys and approximate-index state ----------------------------------------
+
+    @abstractmethod
+    def ensure_keys(self, tx: Transaction, collection_id: int) -> None:
+        """Give every item of the collection a stable integer key (items written before
+        vibes' triggers existed lack one)."""
+
+    @abstractmethod
+    def keys_for_ids(self, collection_id: int, ids: Sequence[str]) -> dict[str, int]: ...
+
+    @abstractmethod
+    def ids_for_keys(self, keys: Sequence[int]) -> dict[int, str]: ...
+
+    @abstractmethod
+    def index_state(self, collection_id: int) -> IndexState | None: ...
+
+    @abstractmethod
+    def save_index_state(self, tx: Transaction, state: IndexState, replacing: str | None) -> bool:
+        """Record ``state`` if the recorded file is still ``replacing`` (compare and set),
+        so that of two processes updating the same index at once, one wins cleanly."""
+
+    # -- reading rows for ingestion -------------------------------------------------------
+
+    @abstractmethod
+    def read_query(
+        self, query: str, attach: Sequence[tuple[str, str]] = ()
+    ) -> tuple[Iterator[dict[str, Any]], int | None]:
+        """Rows of a read-only query in the backend's SQL (``embed-multi --sql``), as
+        dicts, with their count when it is cheap to know. Rows stream on a connection of
+        their own, so the same database can be written meanwhile."""

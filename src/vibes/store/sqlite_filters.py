@@ -1,0 +1,85 @@
+"""Compile :mod:`vibes.filters` conditions to SQLite (JSON1) over the ``embeddings`` table."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import FilterError
+from ..filters import Compare, Condition, Filter, IdPrefix, OneOf, RawSQL, is_number
+
+# Text that SQLite's CAST would read as a number: digits with at most sign, point, exponent.
+_LOOKS_NUMERIC = "(trim({x}, '0123456789.-+eE') = '' AND {x} GLOB '*[0-9]*')"
+
+
+def json_path(key: tuple[str, ...]) -> str:
+    """A JSON1 path for a (nested) metadata key, every part quoted."""
+    return "$" + "".join('."' + part.replace('"', '\\"') + '"' for part in key)
+
+
+def _equals(path: str, value: Any, params: list[Any]) -> str:
+    if value is None:
+        params.append(path)
+        return "json_type(metadata, ?) = 'null'"
+    if isinstance(value, bool):
+        params.extend([path, "true" if value else "false"])
+        return "json_type(metadata, ?) = ?"
+    if is_number(value):
+        params.extend([path, value, path, json.dumps(value)])
+        return "json_extract(metadata, ?) = ? OR json_extract(metadata, ?) = ?"
+    if isinstance(value, (list, dict)):
+        params.extend([path, json.dumps(value, separators=(",", ":"))])
+        return "json_extract(metadata, ?) = json(?)"
+    params.extend([path, str(value)])
+    return "json_extract(metadata, ?) = ?"
+
+
+def _compare(condition: Compare, params: list[Any]) -> str:
+    path = json_path(condition.key)
+    operator, value = condition.op, condition.value
+    if operator == "=":
+        return _equals(path, value, params)
+    if operator == "!=":
+        params.append(path)
+        return f"json_type(metadata, ?) IS NULL OR NOT ({_equals(path, value, params)})"
+    if operator not in ("<", "<=", ">", ">="):
+        raise FilterError(f"Unknown filter operator {operator!r}")
+    if is_number(value):
+        extract = "json_extract(metadata, ?)"
+        numeric = _LOOKS_NUMERIC.format(x=extract)
+        params.extend([path, path, path, path, path, value])
+        return (
+            f"(json_type(metadata, ?) IN ('integer', 'real') OR "
+            f"(json_type(metadata, ?) = 'text' AND {numeric})) "
+            f"AND CAST({extract} AS REAL) {operator} ?"
+        )
+    params.extend([path, path, str(value)])
+    return f"json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) {operator} ?"
+
+
+def compile_condition(condition: Condition, params: list[Any]) -> str:
+    """One condition as SQL on ``embeddings``, its parameters appended to ``params``."""
+    if isinstance(condition, Compare):
+        return _compare(condition, params)
+    if isinstance(condition, OneOf):
+        path = json_path(condition.key)
+        return " OR ".join(f"({_equals(path, value, params)})" for value in condition.values)
+    if isinstance(condition, IdPrefix):
+        # substr, not LIKE: '_' and '%' in a prefix are ordinary characters.
+        params.extend([condition.prefix, condition.prefix])
+        return "substr(id, 1, length(?)) = ?"
+    if isinstance(condition, RawSQL):
+        if condition.dialect != "sqlite":
+            raise FilterError(
+                f"This SQLite database cannot run a {condition.dialect} --where condition"
+            )
+        params.extend(condition.params)
+        return condition.sql
+    raise FilterError(f"Unknown filter condition {condition!r}")
+
+
+def compile_filter(search_filter: Filter) -> tuple[str, list[Any]]:
+    """A whole filter as one SQL condition and its parameters ("1" when empty)."""
+    params: list[Any] = []
+    parts = [f"({compile_condition(c, params)})" for c in search_filter.conditions]
+    return " AND ".join(parts) or "1", params

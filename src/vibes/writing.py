@@ -1,0 +1,353 @@
+"""Writing to a collection: dedupe, vector reuse, chunk bookkeeping, one transaction a batch.
+
+Nothing here searches, and nothing here knows which database is underneath: rows go to
+the :class:`~vibes.store.Store` as typed records.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from . import vectors as vector_format
+from .errors import DimensionMismatchError, InputError, ItemNotFoundError, VibesError
+from .items import ChunkInfo, EmbedStats, Item, as_item
+from .models.base import EmbeddingModel, embed_array
+from .store.base import (
+    ChunkRecord,
+    CollectionRecord,
+    DocumentRecord,
+    ItemUpdate,
+    ItemWrite,
+    Store,
+    StoredItem,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+DEFAULT_BATCH_SIZE = 100
+
+
+def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of up to ``size`` items, lazily."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _canonical(metadata: dict[str, Any] | None) -> str | None:
+    # Compared as canonical JSON: key order does not matter, but 1, 1.0 and true differ.
+    return json.dumps(metadata, sort_keys=True) if metadata else None
+
+
+def check_vectors(
+    array: np.ndarray, ids: list[str], source: str, expected: int | None, name: str
+) -> None:
+    """Refuse vectors that do not fit the collection: wrong count or length, NaN, zeros."""
+    import numpy as np
+
+    if array.ndim != 2 or array.shape[0] != len(ids):
+        raise VibesError(
+            f"{source} vectors do not match the items: got {array.shape[0]} for {len(ids)}"
+        )
+    if expected is not None and array.shape[1] != expected:
+        raise DimensionMismatchError(
+            f"{source} vectors have {array.shape[1]} dimensions; collection {name!r} "
+            f"holds {expected}-dimensional vectors"
+        )
+    finite = np.isfinite(array).all(axis=1)
+    if not finite.all():
+        bad = ids[int(np.argmin(finite))]
+        raise VibesError(f"{source} vector for item {bad!r} contains NaN or infinity")
+    nonzero = np.any(array != 0, axis=1)
+    if not nonzero.all():
+        bad = ids[int(np.argmin(nonzero))]
+        raise VibesError(f"{source} vector for item {bad!r} is all zeros")
+
+
+class Writer:
+    """Writes items into one collection.
+
+    ``model`` is called only when something must be embedded, so unchanged re-runs work
+    even where the model is not installed.
+    """
+
+    def __init__(
+        self, store: Store, target: CollectionRecord, model: Callable[[], EmbeddingModel]
+    ) -> None:
+        self.store = store
+        self.target = target
+        self._model = model
+
+    def write(
+        self,
+        items: Iterable[Item | dict[str, Any] | tuple[Any, ...]],
+        *,
+        store: bool = False,
+        batch_size: int | None = None,
+        on_batch: Callable[[int, EmbedStats], None] | None = None,
+        chunk: str | None = None,
+        chunk_options: dict[str, Any] | None = None,
+        model_batch_size: int | None = None,
+    ) -> EmbedStats:
+        """Embed and store many items, one transaction per batch (see
+        :meth:`vibes.Collection.embed_multi`)."""
+        if batch_size is not None and batch_size < 1:
+            raise VibesError("Batch size must be at least 1")
+        limits = [limit for limit in (batch_size, model_batch_size) if limit]
+        size = min(limits) if limits else DEFAULT_BATCH_SIZE
+        stats = EmbedStats()
+        stream: Iterable[Item] = (as_item(value) for value in items)
+        if chunk is not None:
+            stream = self._chunked(stream, chunk, chunk_options or {}, store, stats)
+        for batch in batches(stream, size):
+            self._write_batch(batch, store, stats)
+            if on_batch is not None:
+                on_batch(len(batch), stats)
+        return stats
+
+    def _chunked(
+        self,
+        documents: Iterable[Item],
+        name: str,
+        options: dict[str, Any],
+        store: bool,
+        stats: EmbedStats,
+    ) -> Iterator[Item]:
+        """The chunks of each document, as items; unchanged documents yield nothing."""
+        from .chunking import get_chunker
+
+        chunker = get_chunker(name)
+        settings = chunker.settings(options)
+        settings_json = json.dumps(settings, sort_keys=True)
+        model: EmbeddingModel | None = None
+        if name == "tokens":
+            model = self._model()  # its tokenizer sets the window
+        for document in documents:
+            if not isinstance(document.content, str):
+                raise InputError(
+                    f"Item {document.id!r}: chunker {name!r} cuts text, not binary content"
+                )
+            digest = vector_format.content_hash(document.content)
+            metadata = document.metadata or None
+            previous = self.store.document(self.target.id, document.id)
+            if (
+                previous is not None
+                and (previous.content_hash, previous.chunker, previous.settings)
+                == (digest, name, settings_json)
+                and _canonical(previous.metadata) == _canonical(metadata)
+                and (previous.stored or not store)
+            ):
+                stats.documents_skipped += 1
+                stats.skipped += previous.chunk_count
+                continue
+            chunks = chunker.chunk(document.content, settings, model)
+            if not chunks:
+                stats.empty_documents += 1
+                with self.store.transaction() as tx:
+                    stats.stale_chunks += self.store.delete_documents(
+                        tx, self.target.id, [document.id]
+                    )
+                continue
+            record = DocumentRecord(
+                document.id, digest, name, settings_json, metadata, int(store), len(chunks)
+            )
+            for piece in chunks:
+                info = ChunkInfo(
+                    document.id,
+                    piece.index,
+                    piece.start,
+                    piece.end,
+                    piece.start_line,
+                    piece.end_line,
+                    piece.context,
+                    record if piece is chunks[-1] else None,
+                )
+                yield Item(
+                    f"{document.id}#{piece.index + 1}",
+                    piece.embed_text,
+                    document.metadata,
+                    chunk=info,
+                )
+
+    def _write_batch(self, batch: list[Item], store: bool, stats: EmbedStats) -> None:
+        import numpy as np
+
+        # The last occurrence of an id in a batch wins, as it would across batches.
+        by_id: dict[str, Item] = {}
+        for item in batch:
+            by_id.pop(item.id, None)
+            by_id[item.id] = item
+        items = list(by_id.values())
+        stats.skipped += len(batch) - len(items)
+        hashes = {
+            item.id: vector_format.content_hash(item.content if item.content is not None else "")
+            for item in items
+        }
+        existing = self.store.get_items(self.target.id, [item.id for item in items])
+        now = int(time.time())
+
+        refresh: list[ItemUpdate] = []
+        pending: list[Item] = []
+        for item in items:
+            old = existing.get(item.id)
+            if item.vector is None and old is not None and old.content_hash == hashes[item.id]:
+                update = self._refresh(item, old, store, now)
+                if update is None:
+                    stats.skipped += 1
+                else:
+                    refresh.append(update)
+                    stats.updated += 1
+            else:
+                pending.append(item)
+
+        vectors: dict[str, np.ndarray] = {}
+        given = [item for item in pending if item.vector is not None]
+        if given:
+            array = np.asarray([item.vector for item in given], dtype=np.float32)
+            self._check(array, [item.id for item in given], "Given")
+            vectors.update(zip((item.id for item in given), array))
+        to_embed = [item for item in pending if item.vector is None]
+        if to_embed:
+            # Items the model cannot embed (a file that is no image, for an image model)
+            # are skipped and counted, not fatal.
+            model = self._model()
+            rejected = {}
+            for item in to_embed:
+                reason = model.reject(item.content)  # type: ignore[arg-type]
+                if reason is not None:
+                    rejected[item.id] = reason
+            if rejected:
+                stats.rejected.extend(rejected.items())
+                to_embed = [item for item in to_embed if item.id not in rejected]
+                pending = [item for item in pending if item.id not in rejected]
+        reusable = self.store.vectors_by_hash(
+            self.target.id, [hashes[item.id] for item in to_embed]
+        )
+        first_with_hash: dict[bytes, Item] = {}
+        for item in to_embed:
+            content_hash = hashes[item.id]
+            if content_hash in reusable:
+                vectors[item.id] = reusable[content_hash]
+            else:
+                first_with_hash.setdefault(content_hash, item)
+        unique = list(first_with_hash.values())
+        if unique:
+            embedded = embed_array(self._model(), [item.content for item in unique])  # type: ignore[misc]
+            self._check(embedded, [item.id for item in unique], "Model")
+            by_hash = dict(zip(first_with_hash, embedded))
+            for item in to_embed:
+                if item.id not in vectors:
+                    vectors[item.id] = by_hash[hashes[item.id]]
+        stats.embedded += len(unique)
+        stats.reused += len(pending) - len(unique)
+
+        writes = [
+            ItemWrite(
+                item.id,
+                vectors[item.id],
+                item.content if store and isinstance(item.content, str) else None,
+                item.content if store and isinstance(item.content, bytes) else None,
+                hashes[item.id],
+                item.metadata or None,
+                now,
+            )
+            for item in pending
+        ]
+        chunked = [item for item in items if item.chunk is not None]
+        if not writes and not refresh and not chunked:
+            return
+        target = self.target
+        with self.store.transaction() as tx:
+            if target.dimensions is None and writes:
+                dimensions = int(np.asarray(writes[0].vector).shape[0])
+                self.store.set_dimensions(tx, target.id, dimensions)
+                self.target = replace(target, dimensions=dimensions)
+            self.store.upsert(tx, target.id, writes)
+            self.store.update_stored(tx, target.id, refresh)
+            if chunked:
+                self.store.upsert_chunks(
+                    tx,
+                    target.id,
+                    [
+                        ChunkRecord(
+                            item.id,
+                            c.document_id,
+                            c.index,
+                            c.start_offset,
+                            c.end_offset,
+                            c.start_line,
+                            c.end_line,
+                            c.context,
+                        )
+                        for item in chunked
+                        if (c := item.chunk) is not None
+                    ],
+                )
+                for item in chunked:
+                    if item.chunk is not None and item.chunk.finish is not None:
+                        stats.stale_chunks += self.store.finish_document(
+                            tx, target.id, item.chunk.finish
+                        )
+                        stats.documents += 1
+
+    def _check(self, array: np.ndarray, ids: list[str], source: str) -> None:
+        check_vectors(array, ids, source, self.target.dimensions, self.target.name)
+
+    @staticmethod
+    def _refresh(item: Item, old: StoredItem, store: bool, now: int) -> ItemUpdate | None:
+        """The update for an unchanged item whose stored content or metadata differ, or None."""
+        text = binary = None
+        if store and isinstance(item.content, str) and old.content != item.content:
+            text = item.content
+        if store and isinstance(item.content, bytes) and old.content_blob != item.content:
+            binary = item.content
+        metadata = None
+        if item.metadata and _canonical(item.metadata) != _canonical(old.metadata):
+            metadata = item.metadata
+        if text is None and binary is None and metadata is None:
+            return None
+        return ItemUpdate(item.id, text, binary, metadata, now)
+
+    # -- deleting ---------------------------------------------------------------------------
+
+    def delete_items(self, ids: Sequence[str]) -> int:
+        """Delete items by id, all or none (see :meth:`vibes.Collection.delete_items`)."""
+        ids = list(dict.fromkeys(ids))
+        documents = set(self.store.document_ids(self.target.id)) & set(ids)
+        plain = [item_id for item_id in ids if item_id not in documents]
+        found = self.store.get_items(self.target.id, plain)
+        missing = [item_id for item_id in plain if item_id not in found]
+        if missing:
+            raise ItemNotFoundError(
+                f"Not in collection {self.target.name!r}: {', '.join(repr(m) for m in missing)}"
+            )
+        with self.store.transaction() as tx:
+            deleted = self.store.delete_documents(tx, self.target.id, sorted(documents))
+            deleted += self.store.delete_items(tx, self.target.id, plain)
+        return deleted
+
+    def prune(self, keep: Iterable[str], *, prefix: str = "") -> int:
+        """Delete documents and items under ``prefix`` that are not in ``keep``."""
+        keep = set(keep)
+        collection_id = self.target.id
+        documents = [
+            d
+            for d in self.store.document_ids(collection_id)
+            if d.startswith(prefix) and d not in keep
+        ]
+        chunk_ids = set(self.store.chunk_ids(collection_id))
+        plain = [
+            item_id
+            for item_id in self.store.item_ids(collection_id)
+            if item_id.startswith(prefix) and item_id not in keep and item_id not in chunk_ids
+        ]
+        with self.store.transaction() as tx:
+            deleted = self.store.delete_documents(tx, collection_id, documents)
+            deleted += self.store.delete_items(tx, collection_id, plain)
+        return deleted
