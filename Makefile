@@ -20,6 +20,7 @@ install: $(STAMP)
 lint: install
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest -q

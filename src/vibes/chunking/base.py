@@ -75,7 +75,10 @@ class Option:
                     f"{'an integer' if self.type is int else 'a ' + self.type.__name__}, "
                     f"not {value!r}"
                 ) from None
-        if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
+        # A flag rather than a condition, so that ``value`` keeps its type (``Any``) for the
+        # minimum check below instead of being narrowed to ``object``.
+        valid = isinstance(value, self.type) and not (self.type is int and isinstance(value, bool))
+        if not valid:
             raise VibesError(
                 f"Option {name!r} of chunker {chunker!r} must be a {self.type.__name__}, "
                 f"not {value!r}"
@@ -111,13 +114,15 @@ class Chunker:
             for name, option in self.options.items()
         }
 
-    def chunk(self, text: str, options: dict[str, Any] | None = None, model: Any = None):
+    def chunk(
+        self, text: str, options: dict[str, Any] | None = None, model: Any = None
+    ) -> list[Chunk]:
         """The chunks of ``text``, numbered from 0, with line numbers."""
         if not isinstance(text, str):
             raise VibesError(f"Chunker {self.name!r} cuts text, not binary content")
         settings = self.settings(options)
         line_starts = line_offsets(text)
-        chunks = []
+        chunks: list[Chunk] = []
         for chunk in self.split(text, settings, model):
             if not chunk.text.strip():
                 continue

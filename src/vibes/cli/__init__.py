@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any, TextIO
 
 import click
 
@@ -19,7 +20,7 @@ class Interrupted(click.ClickException):
 class VibesGroup(click.Group):
     """Turns the errors a user can fix into one line on stderr, never a traceback."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except VibesError as error:  # storage errors included: backends map their own
@@ -40,7 +41,14 @@ def cli() -> None:
     """
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
     # Warnings (an index bypassed, say) are one line on stderr, without source lines.
     click.echo(f"Warning: {message}", err=True)
 

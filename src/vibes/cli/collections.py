@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from typing import IO
 
 import click
 
@@ -71,7 +72,7 @@ def collections_delete(name: str, database: str | None) -> None:
 )
 @database_option
 def collections_export(
-    name: str, format_: str, vectors: bool, output, database: str | None
+    name: str, format_: str, vectors: bool, output: IO[str], database: str | None
 ) -> None:
     """Write a collection's items (id, content, metadata) for 'embed-multi' to read back.
 

@@ -6,7 +6,8 @@ import base64
 import itertools
 import json
 import sys
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +25,12 @@ from .options import (
     stderr_is_terminal,
 )
 
+if TYPE_CHECKING:
+    # click's progress bar class; click.progressbar() returns one (a type-only import).
+    from click._termui_impl import ProgressBar
+
+    from ..collection import Item
+
 OUTPUT_FORMATS = ("json", "blob", "base64", "hex")
 
 
@@ -39,6 +46,13 @@ def _write_vector(vector: list[float], format: str) -> None:
         click.echo(base64.b64encode(encode(vector)).decode("ascii"))
     else:
         click.echo(encode(vector).hex())
+
+
+def _recording_ids(items: Iterable[Item], seen: list[str]) -> Iterator[Item]:
+    """``items``, unchanged and as lazily, appending each one's ID to ``seen``."""
+    for item in items:
+        seen.append(item.id)
+        yield item
 
 
 @cli.command()
@@ -88,13 +102,13 @@ def embed(
         raise click.UsageError("--store, --metadata and --distance need COLLECTION and ID")
     parsed_metadata = parse_json_object(metadata, "--metadata")
     value = read_content(content, input_path, binary)
-    if collection:
+    if collection and id:  # (a COLLECTION without an ID was refused above)
         db = open_database(database)
         target = db.collection(collection, model, distance=distance)
         apply_key(target.model(), key)
-        target.embed(id, value, metadata=parsed_metadata, store=store)  # type: ignore[arg-type]
+        target.embed(id, value, metadata=parsed_metadata, store=store)
         if format_:
-            _write_vector(target.vector(id), format_)  # type: ignore[arg-type]
+            _write_vector(target.vector(id), format_)
         return
     from ..models import get_model
     from ..models.base import warn_truncation
@@ -260,17 +274,18 @@ def embed_multi(
         if sql:
             rows, total = read_sql(db.store, sql, attach)
         else:
-            stream, name = open_input(input_path)  # type: ignore[arg-type]
+            assert input_path is not None  # the one source given
+            stream, name = open_input(input_path)
             encoding = encodings[0] if encodings else "utf-8-sig"
             rows = read_rows(stream, name, format_, encoding)
             if show_progress and input_path != "-":
-                with open(input_path, "rb") as counting:  # type: ignore[arg-type]
+                with open(input_path, "rb") as counting:
                     total = sum(1 for _ in read_rows(counting, name, format_, encoding))
         items = rows_to_items(rows, spec, prefix=prefix, prepend=prepend)
 
     seen_ids: list[str] = []
     if prune:
-        items = (seen_ids.append(item.id) or item for item in items)
+        items = _recording_ids(items, seen_ids)
 
     # Read the first item before creating the collection: bad input creates nothing.
     first = next(items, None)
@@ -282,7 +297,7 @@ def embed_multi(
     if key is not None:
         apply_key(target.model(), key)
     saved = 0
-    bar = (
+    bar: ProgressBar[int] | None = (
         click.progressbar(length=total, label="Embedding", show_pos=True, file=sys.stderr)
         if show_progress
         else None

@@ -123,13 +123,13 @@ def read_content(content: str | None, input_path: str | None, binary: bool) -> s
     """The text (or bytes) to embed: ``-c``, else ``-i FILE`` (``-`` is stdin), else stdin."""
     if content is not None:
         value: str | bytes = content
-    elif input_path not in (None, "-"):
+    elif input_path is not None and input_path != "-":
         try:
-            with open(input_path, "rb") as file:  # type: ignore[arg-type]
+            with open(input_path, "rb") as file:
                 data = file.read()
         except OSError as error:
             raise click.ClickException(f"Cannot read {input_path}: {error.strerror}") from None
-        value = data if binary else _decode(data, input_path)  # type: ignore[arg-type]
+        value = data if binary else _decode(data, input_path)
     else:
         if input_path is None and sys.stdin.isatty():
             raise click.UsageError("No content: give -c TEXT, -i FILE, or pipe it in")

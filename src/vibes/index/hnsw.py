@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
+    from usearch.index import Index
 
 # numpy and usearch load when an index is first used, not when this module is imported.
 
@@ -36,7 +37,7 @@ class HNSWIndex:
     """Vectors under integer keys in an HNSW graph. Vectors must be prepared as searched
     (unit length for cosine); scores follow :mod:`vibes.index.exact`'s definitions."""
 
-    def __init__(self, index, distance: str) -> None:
+    def __init__(self, index: Index, distance: str) -> None:
         self._index = index
         self.distance = distance
 
@@ -85,7 +86,9 @@ class HNSWIndex:
         return int(self._index.ndim)
 
     def set_expansion_search(self, value: int) -> None:
-        self._index.expansion_search = value
+        # usearch defines this property's setter apart from its getter, which mypy reads as
+        # a read-only property; the setter exists (usearch.index.Index.expansion_search).
+        self._index.expansion_search = value  # type: ignore[misc]
 
     def add(self, keys: np.ndarray, vectors: np.ndarray, threads: int = 0) -> None:
         import numpy as np
@@ -112,15 +115,16 @@ class HNSWIndex:
         # usearch's search depth must be at least k to return k results.
         depth = self._index.expansion_search
         if depth < k:
-            self._index.expansion_search = k
+            self.set_expansion_search(k)
         try:
             found = self._index.search(queries, k)
         finally:
-            self._index.expansion_search = depth
+            self.set_expansion_search(depth)
         keys = np.atleast_2d(found.keys)
         distances = np.atleast_2d(found.distances)
         # One query gives Matches (already cut to its count), several give BatchMatches.
-        counts = np.atleast_1d(getattr(found, "counts", keys.shape[1]))
+        one_query_count: int = keys.shape[1]
+        counts = np.atleast_1d(getattr(found, "counts", one_query_count))
         results = []
         for row_keys, row_distances, count in zip(keys, distances, counts):
             row_keys, row_distances = row_keys[:count], row_distances[:count]

@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from ..collection import Item
 from ..errors import InputError
@@ -46,12 +46,14 @@ def read_rows(
     stream: IO[bytes], name: str, format: str | None = None, encoding: str = "utf-8-sig"
 ) -> Iterator[Row]:
     """Rows from a binary stream, in ``format`` or the detected one."""
-    buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
+    # A stream without peek() (io.BytesIO, a raw file) has readinto(), which BufferedReader
+    # needs and which IO[bytes] does not declare.
+    buffered = stream if hasattr(stream, "peek") else io.BufferedReader(cast(io.RawIOBase, stream))
     if format is None:
-        format = detect_format(buffered.peek(65536)[:65536], name)  # type: ignore[union-attr]
+        format = detect_format(buffered.peek(65536)[:65536], name)
     if format not in FORMATS:
         raise InputError(f"Unknown format {format!r}: use one of {', '.join(FORMATS)}")
-    text = io.TextIOWrapper(buffered, encoding=encoding, newline="")  # type: ignore[arg-type]
+    text = io.TextIOWrapper(buffered, encoding=encoding, newline="")
     readers = {"csv": _read_csv, "tsv": _read_csv, "json": _read_json, "nl": _read_nl}
     reader = readers[format](text, name, "\t" if format == "tsv" else ",")
     try:

@@ -62,7 +62,9 @@ class CLIPModel(EmbeddingModel):
                 f"Model {self.model_id} could not be loaded from {self.path}: {first}"
             ) from None
         self.device = pick_device()
-        model = model.to(self.device).eval()
+        # transformers wraps PreTrainedModel.to with functools.wraps(torch.nn.Module.to), so
+        # mypy reads the unbound signature and takes the device for ``self``.
+        model = model.to(self.device).eval()  # type: ignore[arg-type]
         self.dimensions = int(model.config.projection_dim)
         return model, processor
 

@@ -141,12 +141,13 @@ class SentenceTransformerModel(EmbeddingModel):
         return self._encode(items, self.query_prefix)
 
     def _encode(self, items: Sequence[str | bytes], prefix: str) -> Any:
+        texts: list[str] = []
         for item in items:
             if not isinstance(item, str):
                 raise VibesError(f"Model {self.model_id} embeds text only, not binary content")
-        texts = [prefix + item for item in items] if prefix else list(items)
+            texts.append(prefix + item if prefix else item)
         model = self.load()
-        self._count_truncation(texts)  # type: ignore[arg-type]
+        self._count_truncation(texts)
         options: dict[str, Any] = {}
         if self.normalize is not None:
             options["normalize_embeddings"] = self.normalize
