@@ -138,8 +138,12 @@ class IndexManager:
             if problem is None:
                 from .hnsw import HNSWIndex
 
+                # problem() found the directory and the file, and the distance equal to the
+                # collection's.
+                directory = self.directory
+                assert directory is not None and state.file is not None
                 try:
-                    hnsw = HNSWIndex.open(self.directory / state.file, state.distance)  # type: ignore[operator]
+                    hnsw = HNSWIndex.open(directory / state.file, target.distance)
                     if len(hnsw) != state.size or hnsw.dimensions != state.dimensions:
                         problem = "file does not match its record (corrupt or replaced)"
                 except Exception as error:  # usearch raises several kinds on damaged files
@@ -304,7 +308,9 @@ class IndexManager:
 
         directory = self.directory
         assert directory is not None
-        full = HNSWIndex.open(directory / live.state.file, live.state.distance, view=False)  # type: ignore[operator]
+        # A live index was opened from a recorded file (see _open).
+        assert live.state.file is not None and live.state.distance is not None
+        full = HNSWIndex.open(directory / live.state.file, live.state.distance, view=False)
         full.remove(np.fromiter(live.tombstones, dtype=np.uint64))
         if live.delta is not None and live.delta_keys is not None:
             full.add(live.delta_keys, live.delta.matrix, threads=os.cpu_count() or 1)

@@ -262,8 +262,22 @@ def _load_json(text: str | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else {"value": value}
 
 
-def _dump_json(value: dict[str, Any] | None) -> str | None:
-    return json.dumps(value) if value else None
+def _stored_item(row: Sequence[Any]) -> StoredItem:
+    """A StoredItem from a row of (id, content_hash, content, content_blob, metadata, ...)."""
+    return StoredItem(row[0], row[1], row[2], row[3], _load_json(row[4]))
+
+
+def _dump_json(value: dict[str, Any] | None, item_id: str = "") -> str | None:
+    if not value:
+        return None
+    try:
+        # allow_nan=False: NaN and Infinity are not JSON, and stored they would break every
+        # later filter and export of the collection.
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InputError(
+            f"Metadata of item {item_id!r} cannot be stored as JSON: {error}"
+        ) from None
 
 
 class SQLiteTransaction(Transaction):
@@ -566,7 +580,7 @@ class SQLiteStore(Store):
             ids,
             collection_id,
         )
-        return {row[0]: StoredItem(*row[:4], _load_json(row[4])) for row in rows}
+        return {row[0]: _stored_item(row) for row in rows}
 
     def get_vector(self, collection_id: int, item_id: str) -> np.ndarray | None:
         row = self.conn.execute(
@@ -608,7 +622,7 @@ class SQLiteStore(Store):
                     item.content,
                     item.content_blob,
                     item.content_hash,
-                    _dump_json(item.metadata),
+                    _dump_json(item.metadata, item.id),
                     item.updated,
                 )
                 for item in items
@@ -623,7 +637,14 @@ class SQLiteStore(Store):
             "content_blob = coalesce(?, content_blob), metadata = coalesce(?, metadata), "
             "updated = ? WHERE collection_id = ? AND id = ?",
             [
-                (u.content, u.content_blob, _dump_json(u.metadata), u.updated, collection_id, u.id)
+                (
+                    u.content,
+                    u.content_blob,
+                    _dump_json(u.metadata, u.id),
+                    u.updated,
+                    collection_id,
+                    u.id,
+                )
                 for u in updates
             ],
         )
@@ -709,7 +730,7 @@ class SQLiteStore(Store):
                 raise StorageError(f"Database error: {error}") from None
             if not rows:
                 return
-            items = [StoredItem(*row[:4], _load_json(row[4])) for row in rows]
+            items = [_stored_item(row) for row in rows]
             matrix = None
             if with_vectors:
                 ids = [item.id for item in items]
@@ -740,7 +761,7 @@ class SQLiteStore(Store):
         ).fetchone()
         if row is None:
             return None
-        return DocumentRecord(*row[:4], _load_json(row[4]), *row[5:])
+        return DocumentRecord(row[0], row[1], row[2], row[3], _load_json(row[4]), row[5], row[6])
 
     def document_ids(self, collection_id: int) -> list[str]:
         rows = self.conn.execute(
@@ -780,7 +801,7 @@ class SQLiteStore(Store):
                 record.content_hash,
                 record.chunker,
                 record.settings,
-                _dump_json(record.metadata),
+                _dump_json(record.metadata, record.document_id),
                 record.stored,
                 record.chunk_count,
             ),

@@ -8,8 +8,14 @@ from typing import Any
 from ..errors import FilterError
 from ..filters import Compare, Condition, Filter, IdPrefix, OneOf, RawSQL, is_number
 
-# Text that SQLite's CAST would read as a number: digits with at most sign, point, exponent.
-_LOOKS_NUMERIC = "(trim({x}, '0123456789.-+eE') = '' AND {x} GLOB '*[0-9]*')"
+# Text that holds a number and nothing else ("2021", "3.50", "1e3"; not "2021-05-01", whose
+# CAST would read 2021): text that parses as a JSON number. CASE keeps json_type from
+# seeing malformed JSON, which is an error rather than false.
+_NUMERIC_TEXT = (
+    "(json_type(metadata, {p}) = 'text' AND "
+    "CASE WHEN json_valid(json_extract(metadata, {p})) "
+    "THEN json_type(json_extract(metadata, {p})) IN ('integer', 'real') ELSE 0 END)"
+)
 
 
 def json_path(key: tuple[str, ...]) -> str:
@@ -25,8 +31,14 @@ def _equals(path: str, value: Any, params: list[Any]) -> str:
         params.extend([path, "true" if value else "false"])
         return "json_type(metadata, ?) = ?"
     if is_number(value):
-        params.extend([path, value, path, json.dumps(value)])
-        return "json_extract(metadata, ?) = ? OR json_extract(metadata, ?) = ?"
+        # The number itself, or a number stored as text (CSV metadata is all text) whose
+        # value is the same: "3.50" matches 3.5.
+        numeric = _NUMERIC_TEXT.format(p="?")
+        params.extend([path, value, path, path, path, path, value])
+        return (
+            f"json_extract(metadata, ?) = ? OR "
+            f"({numeric} AND CAST(json_extract(metadata, ?) AS REAL) = ?)"
+        )
     if isinstance(value, (list, dict)):
         params.extend([path, json.dumps(value, separators=(",", ":"))])
         return "json_extract(metadata, ?) = json(?)"
@@ -45,13 +57,11 @@ def _compare(condition: Compare, params: list[Any]) -> str:
     if operator not in ("<", "<=", ">", ">="):
         raise FilterError(f"Unknown filter operator {operator!r}")
     if is_number(value):
-        extract = "json_extract(metadata, ?)"
-        numeric = _LOOKS_NUMERIC.format(x=extract)
+        numeric = _NUMERIC_TEXT.format(p="?")
         params.extend([path, path, path, path, path, value])
         return (
-            f"(json_type(metadata, ?) IN ('integer', 'real') OR "
-            f"(json_type(metadata, ?) = 'text' AND {numeric})) "
-            f"AND CAST({extract} AS REAL) {operator} ?"
+            f"(json_type(metadata, ?) IN ('integer', 'real') OR {numeric}) "
+            f"AND CAST(json_extract(metadata, ?) AS REAL) {operator} ?"
         )
     params.extend([path, path, str(value)])
     return f"json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) {operator} ?"
