@@ -98,7 +98,7 @@ def store(path: Path, name: str, ids: list[str], vectors: np.ndarray):
 
 def vibes_figures(collection, matrix, queries, ids, label: str) -> dict:
     truth = Truth(matrix, queries, ids)
-    state = collection.database.store.index_state(collection.id)
+    state = collection.index_state()
     index_path = Path(collection.database.path + ".indexes") / state.file
     collection.similar_by_vector(queries[0], 10)  # open the index once
     ann = median_ms(lambda i: collection.similar_by_vector(queries[i % QUERIES], 10), 1000)
@@ -195,7 +195,7 @@ def synthetic(size: int, directory: Path, baselines: bool) -> None:
     collection, stored = store(path, "bench", ids, matrix)
     print(f"  stored in SQLite: {stored:.1f} s ({size / stored:,.0f} vectors/s)")
     start = time.perf_counter()
-    collection.database.indexes.build(collection)
+    collection.build_index()
     built = time.perf_counter() - start
     print(f"  HNSW build: {built:.1f} s ({size / built:,.0f} vectors/s, 2 cores)")
     figures = vibes_figures(collection, matrix, queries, ids, "synthetic")
@@ -234,7 +234,7 @@ def synthetic(size: int, directory: Path, baselines: bool) -> None:
         ({"id": f"new-{i}", "vector": v} for i, v in enumerate(added)), batch_size=1000
     )
     add_seconds = time.perf_counter() - start
-    state = collection.database.store.index_state(collection.id)
+    state = collection.index_state()
     rebuilt = (Path(collection.database.path + ".indexes") / state.file) != before
     hits = sum(
         collection.similar_by_vector(v, 1)[0].id == f"new-{i}" for i, v in enumerate(added[:100])
@@ -262,7 +262,7 @@ def crossover_row(size: int, directory: Path) -> None:
     os.environ["VIBES_INDEX_MIN_ITEMS"] = str(size + 1)
     collection, _ = store(path, "x", [f"i{i}" for i in range(size)], matrix)
     start = time.perf_counter()
-    collection.database.indexes.build(collection)
+    collection.build_index()
     build = time.perf_counter() - start
     collection.similar_by_vector(queries[0], 10, exact=True)
     exact = median_ms(

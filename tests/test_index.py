@@ -380,6 +380,36 @@ def test_a_failed_index_update_loses_nothing(db_path, test_plugin, small_thresho
     collection = vibes.Database(db_path).collection("c", model="hash")
     vectors = clustered(150)
     with pytest.warns(manager.IndexWarning, match="was not updated"):
-        collection.embed_multi(items(vectors))
+        stats = collection.embed_multi(items(vectors))
+    assert len(stats.warnings) == 1 and "No space left on device" in stats.warnings[0]
     assert collection.count() == 150
     assert ann_ids(collection, vectors[7], 1) == ["v0007"]  # exact search, no index yet
+
+
+def test_index_fallback_reaches_api_callers_as_data(indexed):
+    collection, vectors = indexed
+    index_file(collection).unlink()
+    with pytest.warns(manager.IndexWarning):
+        results = collection.search(vectors[3], 5)
+    assert [m.id for m in results] == exact_ids(collection, vectors[3], 5)
+    assert len(results.warnings) == 1 and "file is missing" in results.warnings[0]
+    assert collection.search(vectors[3], 5, exact=True).warnings == []
+
+
+def test_the_change_log_is_kept_for_every_reader_and_pruned_below_the_lowest(indexed, db_path):
+    collection, _vectors = indexed
+    store = collection.database.store
+    position = store.log_position(collection.id, manager.LOG_CONSUMER)
+    assert position == collection.index_state().seq
+    # Another reader (as the full-text index will be) lags behind the index.
+    with store.transaction() as tx:
+        store.advance_log(tx, collection.id, "other", position)
+    collection.embed_multi(items(clustered(3, seed=30), start=5000))
+    collection.database.indexes.compact(collection.record, live_index(collection))
+    assert store.log_position(collection.id, manager.LOG_CONSUMER) > position
+    # The index has moved on, but the changes the other reader has not seen are kept.
+    _seq, changed = store.changes_since(collection.id, position)
+    assert sorted(changed) == ["v5000", "v5001", "v5002"]
+    with store.transaction() as tx:
+        store.release_log(tx, collection.id, "other")
+    assert store.changes_since(collection.id, position)[1] == []
