@@ -81,9 +81,6 @@ class DocumentMatch:
         }
 
 
-DOCUMENT_SCORES = ("max", "mean", "sum")
-
-
 @dataclass
 class EmbedStats:
     """What one :meth:`Collection.embed_multi` call did."""

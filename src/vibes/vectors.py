@@ -16,15 +16,8 @@ if TYPE_CHECKING:
 def encode(vector: Any) -> bytes:
     """Pack a vector (a numpy array or a sequence of floats) as little-endian float32."""
     if hasattr(vector, "astype"):  # numpy array: no per-element Python work
-        return bytes(vector.astype("<f4", copy=False).tobytes())
+        return vector.astype("<f4", copy=False).tobytes()
     return struct.pack("<" + "f" * len(vector), *vector)
-
-
-def decode(blob: bytes) -> list[float]:
-    """Unpack little-endian float32 bytes into a list of floats."""
-    if len(blob) % 4:
-        raise ValueError(f"a vector blob must be a multiple of 4 bytes, got {len(blob)}")
-    return list(struct.unpack("<" + "f" * (len(blob) // 4), blob))
 
 
 def decode_array(blob: bytes) -> np.ndarray:

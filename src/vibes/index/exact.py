@@ -116,20 +116,3 @@ class ExactIndex:
             positions = top if rows is None else rows[top]
             results.append([(self.ids[p], float(scores[t])) for p, t in zip(positions, top)])
         return results
-
-    def search(
-        self,
-        query: Sequence[float] | np.ndarray,
-        n: int,
-        *,
-        skip_id: str | None = None,
-        rows: np.ndarray | None = None,
-    ) -> list[tuple[str, float]]:
-        """The ``n`` best (id, score) pairs for one raw query vector, best first."""
-        prepared = prepare_queries(np.asarray(query), self.dimensions, self.distance)
-        if skip_id is not None:
-            skipped = self.position(skip_id)
-            if skipped is not None:
-                base = np.arange(len(self.ids)) if rows is None else rows
-                rows = base[base != skipped]
-        return self.search_many(prepared, n, rows=rows)[0]

@@ -11,7 +11,7 @@ from ..errors import ItemNotFoundError, VibesError
 from ..filters import Filter
 from ..index.manager import IndexManager, IndexWarning
 from ..items import DocumentMatch, Match, Query, SearchResults, check_count
-from ..store.base import Candidates, CollectionRecord, Store
+from ..store.base import Candidates, ChunkRecord, CollectionRecord, Store
 from .fusion import fuse
 from .retrievers import (
     ApproximateRetriever,
@@ -198,12 +198,18 @@ class Searcher:
         return rankings
 
     def _hydrate(
-        self, target: CollectionRecord, rankings: list[Ranking], options: SearchOptions
+        self,
+        target: CollectionRecord,
+        rankings: list[Ranking],
+        options: SearchOptions,
+        chunks: dict[str, ChunkRecord] | None = None,
     ) -> list[list[Match]]:
-        """Attach stored content, metadata, chunk positions (and neighbours) to rankings."""
+        """Attach stored content, metadata, chunk positions (and neighbours) to rankings;
+        ``chunks`` passes chunk records the caller has already read."""
         ids = list({item_id for ranking in rankings for item_id, _ in ranking})
         stored = self.store.get_items(target.id, ids)
-        chunks = self.store.chunk_records(target.id, ids)
+        if chunks is None:
+            chunks = self.store.chunk_records(target.id, ids)
         output = []
         for ranking in rankings:
             matches = []
@@ -276,7 +282,7 @@ class Searcher:
             key=lambda entry: -entry[0],
         )[:n]
         shown = [hits[: options.chunks_per_document] for _, _, hits in scored]
-        hydrated = self._hydrate(target, shown, options)
+        hydrated = self._hydrate(target, shown, options, documents)
         return [
             DocumentMatch(document, score, matches[0].metadata if matches else None, matches)
             for (score, document, _), matches in zip(scored, hydrated)
