@@ -155,10 +155,15 @@ def test_python_api_errors_are_vibes_errors(db_path, test_plugin):
         db.collection("nope", create=False)
     with pytest.raises(vibes.UnknownModelError):
         db.collection("new", model="no-such-model")
-    db.collection("items", model="hash")
+    db.collection("items", model="hash").embed("a", "hello")
     with pytest.raises(vibes.ModelMismatchError):
         db.collection("items", model="minilm")
     with pytest.raises(vibes.InputError, match="empty content"):
         db.collection("items").embed("x", "")
+    # A first write that fails leaves no collection behind.
+    fresh = db.collection("fresh", model="hash")
+    with pytest.raises(vibes.InputError, match="empty content"):
+        fresh.embed("x", "")
+    assert not fresh.exists
     assert not db.has_collection("new")
     assert [info.name for info in db.collections()] == ["items"]

@@ -246,6 +246,32 @@ def test_delete_collection_removes_everything_it_owns(store):
     assert store.log_position(again.id, "index") is None
 
 
+def test_ensure_collection_creates_once_inside_a_transaction(store):
+    with store.transaction() as tx:
+        created = store.ensure_collection(tx, "new", "model-a", None, "dot")
+        assert store.get_collection("new", tx) == created
+    assert (created.name, created.model, created.dimensions, created.distance) == (
+        "new",
+        "model-a",
+        None,
+        "dot",
+    )
+    with store.transaction() as tx:
+        again = store.ensure_collection(tx, "new", "model-b", 3)
+    assert again == created  # the existing record, untouched: the caller compares models
+    with pytest.raises(vibes.VibesError, match="already exists"):
+        store.create_collection("new", "model-a", None)
+
+
+def test_a_collection_created_in_a_rolled_back_transaction_is_gone(store):
+    with pytest.raises(RuntimeError):
+        with store.transaction() as tx:
+            store.ensure_collection(tx, "doomed", "m", DIMS)
+            raise RuntimeError("the first batch failed")
+    assert store.get_collection("doomed") is None
+    assert [info.name for info in store.list_collections()] == []
+
+
 # -- items ---------------------------------------------------------------------------------------
 
 
@@ -771,6 +797,53 @@ def test_delete_documents_and_chunk_items(store, cid):
     assert delete(store, cid, ["other#1"]) == 1
     assert store.chunk_records(cid, ["other#0", "other#1"]).keys() == {"other#0"}
     assert store.chunk_ids(cid) == ["other#0"]
+
+
+def test_present_chunks_counts_rows_still_there(store, cid):
+    write_document(store, cid, "doc", 4)
+    assert store.present_chunks(cid, "doc") == 4
+    assert store.present_chunks(cid, "missing") == 0
+    # A chunk row deleted behind the store's back (by llm, say) leaves its record.
+    with store.transaction() as tx:
+        store.delete_items(tx, cid, ["doc#2"])
+    assert store.present_chunks(cid, "doc") == 3
+
+
+# -- sources -------------------------------------------------------------------------------------
+
+
+def test_sources_are_recorded_changed_and_forgotten(store, cid):
+    put(store, cid, [item("a"), item("b"), item("c")])
+    write_document(store, cid, "doc", 2)
+    with store.transaction() as tx:
+        store.set_sources(tx, cid, {"a": "files:x", "b": "files:x", "doc": "files:x", "c": None})
+    assert store.sources(cid, ["a", "b", "c", "doc", "missing"]) == {
+        "a": "files:x",
+        "b": "files:x",
+        "doc": "files:x",
+    }
+    assert sorted(store.sourced_ids(cid, "files:x")) == ["a", "b", "doc"]
+    assert store.sourced_ids(cid, "files:y") == []
+    with store.transaction() as tx:
+        store.set_sources(tx, cid, {"a": "files:y", "b": None})
+    assert store.sources(cid, ["a", "b"]) == {"a": "files:y"}
+    # Deleting an item or a document forgets its source.
+    delete(store, cid, ["a"])
+    with store.transaction() as tx:
+        store.delete_documents(tx, cid, ["doc"])
+    assert store.sourced_ids(cid, "files:y") == []
+    assert store.sourced_ids(cid, "files:x") == []
+
+
+def test_sources_are_per_collection(store, cid):
+    other = store.create_collection("other", "m", DIMS).id
+    put(store, cid, [item("a")])
+    put(store, other, [item("a")])
+    with store.transaction() as tx:
+        store.set_sources(tx, cid, {"a": "s"})
+    assert store.sources(other, ["a"]) == {}
+    store.delete_collection(cid)
+    assert store.sourced_ids(cid, "s") == []
 
 
 # -- change log and version ----------------------------------------------------------------------

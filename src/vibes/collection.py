@@ -20,12 +20,16 @@ from .models import EmbeddingModel, get_model
 from .models.base import embed_array, warn_truncation
 from .search import Searcher, SearchOptions
 from .store.base import CollectionRecord, IndexState, Store
-from .writing import Writer
+from .writing import NOT_CREATED, Writer, check_same_collection
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["Collection"]
+__all__ = ["Collection", "DuplicateWarning"]
+
+
+class DuplicateWarning(UserWarning):
+    """An input repeated an id: the last item with it was kept."""
 
 
 class Services(Protocol):
@@ -58,7 +62,22 @@ class Collection:
 
     @property
     def id(self) -> int:
+        """The stored id; :data:`~vibes.writing.NOT_CREATED` (0) until the first write
+        creates the collection (or another writer does)."""
+        self._adopt_existing()
         return self._record.id
+
+    @property
+    def exists(self) -> bool:
+        """Whether the collection is in the database yet: a new collection is created by
+        its first successful write, so a failed first write leaves nothing behind."""
+        return self.id != NOT_CREATED
+
+    def _adopt_existing(self) -> None:
+        if self._record.id == NOT_CREATED:
+            found = self._store.get_collection(self._record.name)
+            if found is not None:
+                self._record = check_same_collection(found, self._record)
 
     @property
     def model_id(self) -> str:
@@ -72,6 +91,7 @@ class Collection:
     @property
     def dimensions(self) -> int | None:
         """Length of the collection's vectors; None while it is empty and the model unloaded."""
+        self._adopt_existing()
         if self._record.dimensions is None:
             return self._store.sample_dimensions(self.id)
         return self._record.dimensions
@@ -79,6 +99,7 @@ class Collection:
     @property
     def record(self) -> CollectionRecord:
         """The collection as stored, its dimensions filled in from a vector when unrecorded."""
+        self._adopt_existing()
         if self._record.dimensions is None:
             return replace(self._record, dimensions=self.dimensions)
         return self._record
@@ -151,6 +172,7 @@ class Collection:
             model_limit = self.model().batch_size
         except UnknownModelError:
             model_limit = None  # the model is only needed if something must be embedded
+        self._adopt_existing()
         writer = Writer(self._store, self._record, self.model)
         try:
             stats = writer.write(
@@ -164,7 +186,11 @@ class Collection:
             )
         finally:
             self._record = writer.target  # dimensions recorded by the first write
-        if stats.embedded or stats.reused or stats.stale_chunks or stats.empty_documents:
+        if stats.duplicates:
+            warnings.warn(stats.warnings[-1], DuplicateWarning, stacklevel=2)
+        if self.exists and (
+            stats.embedded or stats.reused or stats.stale_chunks or stats.empty_documents
+        ):
             self._maintain_index(stats.warnings)
         if self._model is not None:
             message = warn_truncation(self._model)
@@ -193,10 +219,25 @@ class Collection:
         self._maintain_index()
         return deleted
 
-    def prune(self, keep: Iterable[str], *, prefix: str = "") -> int:
-        """Delete the documents and items whose ids start with ``prefix`` but are not in
-        ``keep`` (what ``embed-multi --files ... --prune`` does). Returns rows deleted."""
-        deleted = Writer(self._store, self._record, self.model).prune(keep, prefix=prefix)
+    def stale(
+        self, keep: Iterable[str], *, prefix: str = "", source: str | None = None
+    ) -> list[str]:
+        """What :meth:`prune` with the same arguments would delete: document and item ids."""
+        if not self.exists:
+            return []
+        return Writer(self._store, self._record, self.model).stale(
+            keep, prefix=prefix, source=source
+        )
+
+    def prune(self, keep: Iterable[str], *, prefix: str = "", source: str | None = None) -> int:
+        """Delete the documents and items not in ``keep``: with ``source`` (what
+        ``embed-multi --files DIR GLOB --prune`` passes), only those that source wrote;
+        without it, every one whose id starts with ``prefix``. Returns rows deleted."""
+        if not self.exists:
+            return 0
+        deleted = Writer(self._store, self._record, self.model).prune(
+            keep, prefix=prefix, source=source
+        )
         if deleted:
             self._maintain_index()
         return deleted

@@ -6,13 +6,19 @@ from pathlib import Path
 
 from .collection import Collection
 from .config import default_database_path
-from .errors import ModelMismatchError, UnknownCollectionError, VibesError
+from .errors import DatabaseOpenError, ModelMismatchError, UnknownCollectionError, VibesError
 from .index.manager import IndexManager
 from .models import EmbeddingModel, get_model
 from .search import Searcher
-from .store import CollectionInfo, Store, open_store
+from .store import CollectionInfo, CollectionRecord, Store, is_server_url, open_store
+from .writing import NOT_CREATED
 
 __all__ = ["CollectionInfo", "Database"]
+
+
+def _exists(path: str | Path) -> bool:
+    text = str(path)
+    return text == ":memory:" or text.startswith("file:") or Path(text).exists()
 
 
 class Database:
@@ -23,9 +29,16 @@ class Database:
     ``Database`` may be used from many threads at once.
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, create: bool = True) -> None:
+        default = path is None
         if path is None:
             path = default_database_path()
+        if not create and not is_server_url(path) and not _exists(path):
+            where = "No vibes database yet at" if default else "No database at"
+            raise DatabaseOpenError(
+                f"{where} {path}" + (": embed something first" if default else "")
+            )
+        if default:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         #: The storage backend.
         self.store: Store = open_store(path)
@@ -102,8 +115,10 @@ class Database:
                 "(run 'vibes collections' to list them)"
             )
         model_object = model if isinstance(model, EmbeddingModel) else get_model(model)
-        record = self.store.create_collection(
-            name, model_object.model_id, model_object.dimensions, distance or "cosine"
+        # Not created yet: the first write creates it, in the transaction of its first
+        # batch, so that a failed first write leaves no empty collection behind.
+        record = CollectionRecord(
+            NOT_CREATED, name, model_object.model_id, model_object.dimensions, distance or "cosine"
         )
         return Collection(self, record, model_object)
 

@@ -18,12 +18,12 @@ backend's SQL dialect (``--where``), which only that backend accepts.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import jsontext
 from .errors import FilterError
 
 __all__ = [
@@ -95,8 +95,9 @@ def is_number(value: Any) -> bool:
 def _parse_value(text: str) -> Any:
     text = text.strip()
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        # NaN and Infinity are not JSON values: "x=NaN" compares with the text "NaN".
+        return jsontext.loads(text)
+    except ValueError:
         return text
 
 

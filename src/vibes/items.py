@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .errors import InputError, VibesError
+from .jsontext import check_metadata
 from .store.base import DocumentRecord
 
 
@@ -20,6 +21,9 @@ class Item:
     vector: Sequence[float] | None = None
     #: Set on the chunks of a chunked document: where the chunk lies in it.
     chunk: ChunkInfo | None = field(default=None, repr=False)
+    #: Where the item came from (one ``--files`` directory and prefix, say), recorded so
+    #: that pruning removes only what the same source wrote; None for anything else.
+    source: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -101,6 +105,10 @@ class EmbedStats:
     stale_chunks: int = 0
     #: (id, reason) of items the model could not embed, skipped.
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    #: Items whose id an earlier item of the same input already had, and the first few such
+    #: ids. Each replaced the earlier one (the last wins) and is also counted above.
+    duplicates: int = 0
+    duplicate_ids: list[str] = field(default_factory=list)
     #: What went wrong without stopping the run (the model cut long texts, the index
     #: could not be updated), as sentences; also issued as Python warnings.
     warnings: list[str] = field(default_factory=list)
@@ -127,8 +135,8 @@ def as_item(value: Item | dict[str, Any] | tuple | list) -> Item:
     if item.id is None or str(item.id) == "":
         raise InputError("An item has no id")
     item.id = str(item.id)
-    if item.metadata is not None and not isinstance(item.metadata, dict):
-        raise InputError(f"Item {item.id!r}: metadata must be a JSON object")
+    if item.metadata is not None:
+        check_metadata(item.metadata, f"Item {item.id!r}")
     if item.vector is None and (item.content is None or item.content in ("", b"")):
         raise InputError(f"Item {item.id!r} has empty content")
     return item

@@ -10,11 +10,16 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from . import vectors as vector_format
-from .errors import DimensionMismatchError, InputError, ItemNotFoundError, VibesError
+from .errors import (
+    DimensionMismatchError,
+    InputError,
+    ItemNotFoundError,
+    ModelMismatchError,
+    VibesError,
+)
 from .items import ChunkInfo, EmbedStats, Item, as_item
 from .models.base import EmbeddingModel, embed_array
 from .store.base import (
@@ -25,6 +30,7 @@ from .store.base import (
     ItemWrite,
     Store,
     StoredItem,
+    Transaction,
 )
 
 if TYPE_CHECKING:
@@ -33,10 +39,19 @@ if TYPE_CHECKING:
 DEFAULT_BATCH_SIZE = 100
 
 
-def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Lists of up to ``size`` items, lazily."""
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
+def batches_of_distinct_ids(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    """Lists of up to ``size`` items, a list ending early rather than holding one id twice:
+    a repeated id is then written after the earlier item, replacing it, exactly as if it
+    came in a later batch, and every input item is counted once."""
+    batch: list[Item] = []
+    ids: set[str] = set()
+    for item in items:
+        if len(batch) >= size or item.id in ids:
+            yield batch
+            batch, ids = [], set()
+        batch.append(item)
+        ids.add(item.id)
+    if batch:
         yield batch
 
 
@@ -70,11 +85,21 @@ def check_vectors(
         raise VibesError(f"{source} vector for item {bad!r} is all zeros")
 
 
+#: The id of a collection not created yet: it is created by the transaction of its first
+#: batch, so that a first write that fails leaves no empty collection behind, pinned to
+#: the model, dimensions and distance of the failed attempt. No backend uses id 0.
+NOT_CREATED = 0
+
+#: How many duplicate ids a write names in its warning.
+_NAMED_DUPLICATES = 5
+
+
 class Writer:
     """Writes items into one collection.
 
     ``model`` is called only when something must be embedded, so unchanged re-runs work
-    even where the model is not installed.
+    even where the model is not installed. A ``target`` whose id is :data:`NOT_CREATED`
+    is created by the first batch that writes anything.
     """
 
     def __init__(
@@ -83,6 +108,18 @@ class Writer:
         self.store = store
         self.target = target
         self._model = model
+        # Sources of items and documents seen but not yet written (unchanged documents
+        # yield no chunk, yet their source may need recording).
+        self._sources: dict[str, str | None] = {}
+        self._seen: set[str] = set()
+
+    def _adopt_existing(self) -> None:
+        """While the target is not created here, take the record another writer made."""
+        if self.target.id != NOT_CREATED:
+            return
+        found = self.store.get_collection(self.target.name)
+        if found is not None:
+            self.target = check_same_collection(found, self.target)
 
     def write(
         self,
@@ -105,11 +142,39 @@ class Writer:
         stream: Iterable[Item] = (as_item(value) for value in items)
         if chunk is not None:
             stream = self._chunked(stream, chunk, chunk_options or {}, store, stats)
-        for batch in batches(stream, size):
+        for batch in batches_of_distinct_ids(stream, size):
             self._write_batch(batch, store, stats)
             if on_batch is not None:
                 on_batch(len(batch), stats)
+        if self._sources and self.target.id != NOT_CREATED:
+            with self.store.transaction() as tx:
+                self._write_sources(tx)
+        if stats.duplicates:
+            named = ", ".join(repr(i) for i in stats.duplicate_ids)
+            more = ", ..." if stats.duplicates > len(stats.duplicate_ids) else ""
+            stats.warnings.append(
+                f"{stats.duplicates} item{'s' if stats.duplicates != 1 else ''} repeated an "
+                f"id given earlier in the same input (the last one was kept): {named}{more}"
+            )
         return stats
+
+    def _note_id(self, item_id: str, stats: EmbedStats) -> bool:
+        """Remember an id of this run; True (and counted) when it was seen before."""
+        if item_id in self._seen:
+            stats.duplicates += 1
+            if len(stats.duplicate_ids) < _NAMED_DUPLICATES and item_id not in stats.duplicate_ids:
+                stats.duplicate_ids.append(item_id)
+            return True
+        self._seen.add(item_id)
+        return False
+
+    def _write_sources(self, tx: Transaction) -> None:
+        """Record the sources noted since the last batch, where they changed."""
+        pending, self._sources = self._sources, {}
+        recorded = self.store.sources(self.target.id, list(pending))
+        changed = {i: s for i, s in pending.items() if recorded.get(i) != s}
+        if changed:
+            self.store.set_sources(tx, self.target.id, changed)
 
     def _chunked(
         self,
@@ -133,8 +198,11 @@ class Writer:
                 raise InputError(
                     f"Item {document.id!r}: chunker {name!r} cuts text, not binary content"
                 )
+            # A repeated document is cut again: the last copy wins, as for plain items.
+            self._note_id(document.id, stats)
             digest = vector_format.content_hash(document.content)
             metadata = document.metadata or None
+            self._adopt_existing()
             previous = self.store.document(self.target.id, document.id)
             if (
                 previous is not None
@@ -142,17 +210,21 @@ class Writer:
                 == (digest, name, settings_json)
                 and _canonical(previous.metadata) == _canonical(metadata)
                 and (previous.stored or not store)
+                # Chunks deleted since (by `vibes delete`, llm or SQL) are cut again.
+                and self.store.present_chunks(self.target.id, document.id) == previous.chunk_count
             ):
                 stats.documents_skipped += 1
                 stats.skipped += previous.chunk_count
+                self._sources[document.id] = document.source
                 continue
             chunks = chunker.chunk(document.content, settings, model)
             if not chunks:
                 stats.empty_documents += 1
-                with self.store.transaction() as tx:
-                    stats.stale_chunks += self.store.delete_documents(
-                        tx, self.target.id, [document.id]
-                    )
+                if self.target.id != NOT_CREATED:
+                    with self.store.transaction() as tx:
+                        stats.stale_chunks += self.store.delete_documents(
+                            tx, self.target.id, [document.id]
+                        )
                 continue
             record = DocumentRecord(
                 document.id, digest, name, settings_json, metadata, int(store), len(chunks)
@@ -173,22 +245,24 @@ class Writer:
                     piece.embed_text,
                     document.metadata,
                     chunk=info,
+                    source=document.source,
                 )
 
     def _write_batch(self, batch: list[Item], store: bool, stats: EmbedStats) -> None:
         import numpy as np
 
-        # The last occurrence of an id in a batch wins, as it would across batches.
-        by_id: dict[str, Item] = {}
-        for item in batch:
-            by_id.pop(item.id, None)
-            by_id[item.id] = item
-        items = list(by_id.values())
-        stats.skipped += len(batch) - len(items)
+        # A batch holds each id once (see batches_of_distinct_ids); an id repeated from an
+        # earlier batch replaces what that batch wrote, and is counted and named.
+        items = batch
+        for item in items:
+            if item.chunk is None:
+                self._note_id(item.id, stats)
+            self._sources[item.chunk.document_id if item.chunk else item.id] = item.source
         hashes = {
             item.id: vector_format.content_hash(item.content if item.content is not None else "")
             for item in items
         }
+        self._adopt_existing()
         existing = self.store.get_items(self.target.id, [item.id for item in items])
         now = int(time.time())
 
@@ -261,13 +335,18 @@ class Writer:
         ]
         chunked = [item for item in items if item.chunk is not None]
         if not writes and not refresh and not chunked:
+            if self._sources and self.target.id != NOT_CREATED:
+                with self.store.transaction() as tx:
+                    self._write_sources(tx)
             return
-        target = self.target
         with self.store.transaction() as tx:
+            if self.target.id == NOT_CREATED:
+                self._create(tx, writes)
+            target = self.target
             if target.dimensions is None and writes:
                 dimensions = int(np.asarray(writes[0].vector).shape[0])
                 self.store.set_dimensions(tx, target.id, dimensions)
-                self.target = replace(target, dimensions=dimensions)
+                self.target = target = replace(target, dimensions=dimensions)
             self.store.upsert(tx, target.id, writes)
             self.store.update_stored(tx, target.id, refresh)
             if chunked:
@@ -295,6 +374,27 @@ class Writer:
                             tx, target.id, item.chunk.finish
                         )
                         stats.documents += 1
+            self._write_sources(tx)
+
+    def _create(self, tx: Transaction, writes: list[ItemWrite]) -> None:
+        """Create the target inside the first batch's transaction (or take the one another
+        writer created meanwhile, if it is the same collection)."""
+        import numpy as np
+
+        wanted = self.target
+        dimensions = wanted.dimensions
+        if dimensions is None and writes:
+            dimensions = int(np.asarray(writes[0].vector).shape[0])
+        record = self.store.ensure_collection(
+            tx, wanted.name, wanted.model, dimensions, wanted.distance
+        )
+        self.target = check_same_collection(record, wanted)
+        if writes:
+            self._check(
+                np.asarray([w.vector for w in writes], dtype=np.float32),
+                [w.id for w in writes],
+                "Model",
+            )
 
     def _check(self, array: np.ndarray, ids: list[str], source: str) -> None:
         check_vectors(array, ids, source, self.target.dimensions, self.target.name)
@@ -332,10 +432,23 @@ class Writer:
             deleted += self.store.delete_items(tx, self.target.id, plain)
         return deleted
 
-    def prune(self, keep: Iterable[str], *, prefix: str = "") -> int:
-        """Delete documents and items under ``prefix`` that are not in ``keep``."""
+    def stale(
+        self, keep: Iterable[str], *, prefix: str = "", source: str | None = None
+    ) -> list[str]:
+        """The documents and items that :meth:`prune` would delete, sorted.
+
+        With ``source``, only those recorded as written by that source (one ``--files``
+        directory and prefix) and not in ``keep``; without it, every document and item
+        whose id starts with ``prefix`` and is not in ``keep``.
+        """
         keep = set(keep)
         collection_id = self.target.id
+        if source is not None:
+            return sorted(
+                i
+                for i in self.store.sourced_ids(collection_id, source)
+                if i.startswith(prefix) and i not in keep
+            )
         documents = [
             d
             for d in self.store.document_ids(collection_id)
@@ -347,7 +460,33 @@ class Writer:
             for item_id in self.store.item_ids(collection_id)
             if item_id.startswith(prefix) and item_id not in keep and item_id not in chunk_ids
         ]
+        return sorted(documents + plain)
+
+    def prune(self, keep: Iterable[str], *, prefix: str = "", source: str | None = None) -> int:
+        """Delete what :meth:`stale` lists; returns how many rows went."""
+        stale = self.stale(keep, prefix=prefix, source=source)
+        if not stale:
+            return 0
+        collection_id = self.target.id
+        documents = set(self.store.document_ids(collection_id)).intersection(stale)
+        plain = [i for i in stale if i not in documents]
         with self.store.transaction() as tx:
-            deleted = self.store.delete_documents(tx, collection_id, documents)
+            deleted = self.store.delete_documents(tx, collection_id, sorted(documents))
             deleted += self.store.delete_items(tx, collection_id, plain)
+            # Items deleted by llm or SQL leave no row for the trigger to clear their source.
+            self.store.set_sources(tx, collection_id, dict.fromkeys(plain))
         return deleted
+
+
+def check_same_collection(found: CollectionRecord, wanted: CollectionRecord) -> CollectionRecord:
+    """``found`` if it is the collection ``wanted`` describes (same model and distance),
+    else a one-line error: two writers created one name with different models."""
+    if found.model != wanted.model:
+        raise ModelMismatchError(
+            f"Collection {found.name!r} uses model {found.model}, not {wanted.model}"
+        )
+    if found.distance != wanted.distance:
+        raise VibesError(
+            f"Collection {found.name!r} uses {found.distance} distance, not {wanted.distance}"
+        )
+    return found

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
-from typing import IO
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import click
 
@@ -18,6 +20,9 @@ from .options import (
     open_database,
     table_option,
 )
+
+if TYPE_CHECKING:
+    from ..collection import Collection
 
 
 @cli.group(cls=DefaultGroup, default_command="list")
@@ -68,11 +73,15 @@ def collections_delete(name: str, database: str | None) -> None:
 )
 @click.option("--vectors", is_flag=True, help="Include each item's vector as 'embedding'")
 @click.option(
-    "-o", "--output", type=click.File("w", encoding="utf-8"), default="-", help="File to write"
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default="-",
+    help="File to write (written whole, or not at all)",
 )
 @database_option
 def collections_export(
-    name: str, format_: str, vectors: bool, output: IO[str], database: str | None
+    name: str, format_: str, vectors: bool, output: str, database: str | None
 ) -> None:
     """Write a collection's items (id, content, metadata) for 'embed-multi' to read back.
 
@@ -86,6 +95,34 @@ def collections_export(
       vibes embed-multi docs-copy backup.jsonl --store
     """
     target = open_database(database).collection(name, create=False)
+    if output == "-":
+        try:
+            _export(target, format_, vectors, sys.stdout)
+            sys.stdout.flush()
+        except OSError as error:
+            if isinstance(error, BrokenPipeError):
+                raise
+            raise click.ClickException(
+                f"Cannot write the export: {error.strerror or error}"
+            ) from None
+        return
+    # Written beside the destination and renamed over it at the end: a full disk or an
+    # error midway never leaves a truncated file where a good export used to be.
+    path = Path(output)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "w", encoding="utf-8", newline="") as file:
+            _export(target, format_, vectors, file)
+        os.replace(partial, path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise click.ClickException(f"Cannot write {output}: {error.strerror or error}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _export(target: Collection, format_: str, vectors: bool, output: IO[str]) -> None:
     items = target.items(vectors=vectors)
     rows = (
         {
@@ -106,7 +143,7 @@ def collections_export(
         output.write("\n]\n")
     else:
         columns = ["id", "content", "metadata"] + (["embedding"] if vectors else [])
-        writer = csv.writer(output if output is not sys.stdout else sys.stdout)
+        writer = csv.writer(output)
         writer.writerow(columns)
         for row in rows:
             writer.writerow(

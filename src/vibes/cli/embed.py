@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
 
     from ..collection import Item
+    from ..database import Database
 
 OUTPUT_FORMATS = ("json", "blob", "base64", "hex")
 
@@ -48,10 +49,10 @@ def _write_vector(vector: list[float], format: str) -> None:
         click.echo(encode(vector).hex())
 
 
-def _recording_ids(items: Iterable[Item], seen: list[str]) -> Iterator[Item]:
-    """``items``, unchanged and as lazily, appending each one's ID to ``seen``."""
+def _recording_ids(items: Iterable[Item], seen: dict[str | None, set[str]]) -> Iterator[Item]:
+    """``items``, unchanged and as lazily, adding each one's ID to the set of its source."""
     for item in items:
-        seen.append(item.id)
+        seen.setdefault(item.source, set()).add(item.id)
         yield item
 
 
@@ -103,7 +104,7 @@ def embed(
     parsed_metadata = parse_json_object(metadata, "--metadata")
     value = read_content(content, input_path, binary)
     if collection and id:  # (a COLLECTION without an ID was refused above)
-        db = open_database(database)
+        db = open_database(database, create=True)
         target = db.collection(collection, model, distance=distance)
         apply_key(target.model(), key)
         target.embed(id, value, metadata=parsed_metadata, store=store)
@@ -175,7 +176,15 @@ def embed(
     help="Chunker option as key=value; repeatable",
 )
 @click.option(
-    "--prune", is_flag=True, help="With --files: delete items whose files are gone (under --prefix)"
+    "--prune",
+    is_flag=True,
+    help="With --files: delete items that earlier runs read from the same directory "
+    "(and --prefix) whose files are gone",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="With --prune: print the IDs it would delete, and change nothing",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the summary line")
 @distance_option
@@ -201,6 +210,7 @@ def embed_multi(
     chunker: str | None,
     chunk_options: tuple[str, ...],
     prune: bool,
+    dry_run: bool,
     quiet: bool,
     distance: str | None,
     key: str | None,
@@ -223,9 +233,19 @@ def embed_multi(
       vibes embed-multi docs --files docs '**/*.md' --store
       vibes embed-multi posts --sql 'select id, title, body from posts' -d blog.db
       vibes embed-multi docs --files . '**/*.md' --chunk markdown --store --prune
+      vibes embed-multi docs --files . '**/*.md' --prune --dry-run
       vibes embed-multi docs --files . '**/*.txt' --chunk tokens --chunk-option size=200
     """
-    from ..ingest import ColumnSpec, count_files, read_files, read_rows, read_sql, rows_to_items
+    from ..ingest import (
+        ColumnSpec,
+        check_pattern,
+        count_files,
+        files_source,
+        read_files,
+        read_rows,
+        read_sql,
+        rows_to_items,
+    )
     from ..ingest.rows import open_input
 
     sources = sum(bool(x) for x in (input_path, sql, files))
@@ -243,6 +263,8 @@ def embed_multi(
         raise click.UsageError("Column options apply to an input file or --sql, not --files")
     if prune and not files:
         raise click.UsageError("--prune applies to --files only")
+    if dry_run and not prune:
+        raise click.UsageError("--dry-run applies to --prune only")
     if chunk_options and not chunker:
         raise click.UsageError("--chunk-option needs --chunk")
     if chunker and binary:
@@ -255,9 +277,12 @@ def embed_multi(
 
         get_chunker(chunker).settings(parsed_chunk_options)  # fail before reading anything
 
-    show_progress = stderr_is_terminal() and not quiet
+    for directory, pattern in files:
+        check_pattern(directory, pattern)
+
+    show_progress = stderr_is_terminal() and not quiet and not dry_run
     skipped_files: list[str] = []
-    db = open_database(database)
+    db = open_database(database, create=not dry_run)
     total: int | None = None
     if files:
         items: Any = read_files(
@@ -283,15 +308,32 @@ def embed_multi(
                     total = sum(1 for _ in read_rows(counting, name, format_, encoding))
         items = rows_to_items(rows, spec, prefix=prefix, prepend=prepend)
 
-    seen_ids: list[str] = []
+    seen_ids: dict[str | None, set[str]] = {}
+    file_sources = [files_source(directory, prefix) for directory, _ in files]
     if prune:
         items = _recording_ids(items, seen_ids)
+    if dry_run:
+        for _ in items:
+            pass  # read every input, to know which ids are still there
+        stale = _stale(db, collection, file_sources, seen_ids, prefix)
+        for item_id in stale:
+            click.echo(item_id)
+        if not quiet:
+            click.echo(
+                f"Would prune {len(stale)} item{'s' if len(stale) != 1 else ''} of deleted "
+                f"files from collection {collection!r} (a dry run: nothing was changed)",
+                err=True,
+            )
+        return
 
     # Read the first item before creating the collection: bad input creates nothing.
     first = next(items, None)
     if first is None:
+        pruned = _prune(db, collection, file_sources, seen_ids, prefix) if prune else 0
         if not quiet:
             click.echo("Nothing to embed: the input holds no items", err=True)
+            if pruned:
+                click.echo(f"Pruned {pruned} items of deleted files", err=True)
         return
     target = db.collection(collection, model, distance=distance)
     if key is not None:
@@ -323,7 +365,7 @@ def embed_multi(
             chunk=chunker,
             chunk_options=parsed_chunk_options,
         )
-        pruned = target.prune(seen_ids, prefix=prefix) if prune else 0
+        pruned = _prune(db, collection, file_sources, seen_ids, prefix) if prune else 0
     except KeyboardInterrupt:
         raise Interrupted(
             f"Interrupted: {saved} items were saved; run the same command again to resume"
@@ -341,6 +383,8 @@ def embed_multi(
         if stats.updated:
             parts.append(f"updated {stats.updated} (text or metadata)")
         parts.append(f"skipped {stats.skipped} unchanged")
+        if stats.duplicates:
+            parts.append(f"{stats.duplicates} of them repeated an earlier id (the last kept)")
         if chunker:
             parts.append(
                 f"{stats.documents} documents chunked, {stats.documents_skipped} unchanged"
@@ -356,6 +400,36 @@ def embed_multi(
         if skipped_files:
             parts.append(f"skipped {len(skipped_files)} empty files")
         click.echo(", ".join(parts) + f" in collection {collection!r}", err=True)
+
+
+def _stale(
+    db: Database,
+    collection: str,
+    sources: list[str],
+    seen: dict[str | None, set[str]],
+    prefix: str,
+) -> list[str]:
+    """The ids that pruning would delete: for each ``--files`` source, what it wrote
+    earlier that this run did not read again."""
+    if not db.has_collection(collection):
+        return []
+    target = db.collection(collection, create=False)
+    return sorted(
+        {i for s in sources for i in target.stale(seen.get(s, ()), prefix=prefix, source=s)}
+    )
+
+
+def _prune(
+    db: Database,
+    collection: str,
+    sources: list[str],
+    seen: dict[str | None, set[str]],
+    prefix: str,
+) -> int:
+    if not db.has_collection(collection):
+        return 0
+    target = db.collection(collection, create=False)
+    return sum(target.prune(seen.get(s, ()), prefix=prefix, source=s) for s in sources)
 
 
 @cli.command()

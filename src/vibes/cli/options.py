@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from .. import jsontext
 from ..database import Database
 
 
@@ -52,8 +53,10 @@ def table_option(function: Callable) -> Callable:
     )
 
 
-def open_database(path: str | None) -> Database:
-    database = Database(path or None)
+def open_database(path: str | None, *, create: bool = False) -> Database:
+    """The database at ``path`` (else the default one). Only commands that write items
+    pass ``create=True``: reading never creates a file or directory."""
+    database = Database(path or None, create=create)
     if stderr_is_terminal():
         # Long index builds say what they are doing, on a terminal only.
         database.indexes.notify = lambda message: click.echo(message + " ...", err=True)
@@ -98,9 +101,11 @@ def parse_json_object(value: str | None, option: str) -> dict[str, Any] | None:
     if value is None:
         return None
     try:
-        parsed = json.loads(value)
+        parsed = jsontext.loads(value)
     except json.JSONDecodeError as error:
         raise click.BadParameter(f"not valid JSON: {error.msg}", param_hint=option) from None
+    except ValueError as error:
+        raise click.BadParameter(f"not valid JSON: {error}", param_hint=option) from None
     if not isinstance(parsed, dict):
         raise click.BadParameter("must be a JSON object", param_hint=option)
     return parsed

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
+from .. import jsontext
 from ..collection import Item
 from ..errors import InputError
 
@@ -84,11 +85,13 @@ def _read_csv(text: IO[str], name: str, delimiter: str) -> Iterator[Row]:
 
 def _read_json(text: IO[str], name: str, _delimiter: str) -> Iterator[Row]:
     try:
-        data = json.load(text)
+        data = jsontext.loads(text.read())
     except json.JSONDecodeError as error:
         raise InputError(
             f"{name} line {error.lineno} column {error.colno}: invalid JSON: {error.msg}"
         ) from None
+    except ValueError as error:
+        raise InputError(f"{name}: invalid JSON: {error}") from None
     if not isinstance(data, list):
         raise InputError(f"{name}: expected a JSON array of objects")
     for number, value in enumerate(data, 1):
@@ -104,9 +107,11 @@ def _read_nl(text: IO[str], name: str, _delimiter: str) -> Iterator[Row]:
             continue
         location = f"{name} line {number}"
         try:
-            value = json.loads(line)
+            value = jsontext.loads(line)
         except json.JSONDecodeError as error:
             raise InputError(f"{location}: invalid JSON: {error.msg}") from None
+        except ValueError as error:
+            raise InputError(f"{location}: invalid JSON: {error}") from None
         if not isinstance(value, dict):
             raise InputError(f"{location}: expected a JSON object")
         yield location, value
@@ -148,8 +153,8 @@ def _as_text(value: Any) -> str:
 def _parse_json_cell(value: Any, location: str, column: str, kind: type) -> Any:
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
+            value = jsontext.loads(value)
+        except ValueError:
             raise InputError(f"{location}: column {column!r} is not valid JSON") from None
     if not isinstance(value, kind):
         raise InputError(f"{location}: column {column!r} must hold a JSON {kind.__name__}")
@@ -164,21 +169,24 @@ def rows_to_items(
     prepend: str | None = None,
 ) -> Iterator[Item]:
     """Items from rows: validated, with ``prefix`` on ids and ``prepend`` on content."""
-    checked = False
+    id_column: str | None = None
     for location, values in rows:
         if not values:
             raise InputError(f"{location}: empty row")
         keys = list(values)
-        if not checked:
+        if id_column is None:
             named = [spec.id_column] if spec.id_column else []
             for column in (*named, *spec.content_columns, *spec.metadata_columns):
                 if column not in values:
                     raise InputError(
                         f"{location}: no column named {column!r} (columns: {', '.join(keys)})"
                     )
-            checked = True
-        id_column = spec.id_column or ("id" if "id" in values else keys[0])
-        raw_id = values.get(id_column)
+            # Chosen once, from the first row: a later row (a JSON object) that lacks the
+            # key is an error, never a reason to take its content as the id.
+            id_column = spec.id_column or ("id" if "id" in values else keys[0])
+        if id_column not in values:
+            raise InputError(f"{location}: no {id_column!r} key, which the first row had")
+        raw_id = values[id_column]
         if raw_id is None or _as_text(raw_id).strip() == "":
             raise InputError(f"{location}: row has no id")
         item_id = prefix + _as_text(raw_id)

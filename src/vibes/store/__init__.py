@@ -36,6 +36,7 @@ __all__ = [
     "StoredItem",
     "Transaction",
     "VectorMatrix",
+    "is_server_url",
     "open_store",
 ]
 
@@ -43,11 +44,16 @@ __all__ = [
 SERVER_SCHEMES = ("postgresql://", "postgres://")
 
 
+def is_server_url(location: str | Path) -> bool:
+    """Whether ``location`` names a database server rather than a file."""
+    return str(location).startswith(SERVER_SCHEMES)
+
+
 def open_store(location: str | Path) -> Store:
     """The backend for ``location``: a ``postgresql://`` URL selects PostgreSQL (once that
     backend lands), anything else is a SQLite file path (or ``:memory:``)."""
     text = str(location)
-    if text.startswith(SERVER_SCHEMES):
+    if is_server_url(text):
         raise DatabaseOpenError(
             f"Cannot open {text.split('@')[-1]}: the PostgreSQL backend is not installed "
             "in this version of vibes"

@@ -217,12 +217,27 @@ class Store(ABC):
     # -- collections -------------------------------------------------------------------
 
     @abstractmethod
-    def get_collection(self, name: str) -> CollectionRecord | None: ...
+    def get_collection(self, name: str, tx: Transaction | None = None) -> CollectionRecord | None:
+        """The collection called ``name`` (read inside ``tx`` when given), or None."""
 
     @abstractmethod
     def create_collection(
         self, name: str, model_id: str, dimensions: int | None, distance: str = "cosine"
-    ) -> CollectionRecord: ...
+    ) -> CollectionRecord:
+        """Create a collection in a transaction of its own; raises if the name is taken."""
+
+    @abstractmethod
+    def ensure_collection(
+        self,
+        tx: Transaction,
+        name: str,
+        model_id: str,
+        dimensions: int | None,
+        distance: str = "cosine",
+    ) -> CollectionRecord:
+        """The collection called ``name``, created inside ``tx`` when missing. Safe when
+        several writers create the same collection at once: all get the one record (the
+        caller checks that its model is the one it wanted)."""
 
     @abstractmethod
     def set_dimensions(self, tx: Transaction, collection_id: int, dimensions: int) -> None:
@@ -307,6 +322,11 @@ class Store(ABC):
     def document(self, collection_id: int, document_id: str) -> DocumentRecord | None: ...
 
     @abstractmethod
+    def present_chunks(self, collection_id: int, document_id: str) -> int:
+        """How many of a document's recorded chunks still have their row in the collection
+        (a chunk deleted by ``llm`` or plain SQL leaves its record behind)."""
+
+    @abstractmethod
     def document_ids(self, collection_id: int) -> list[str]: ...
 
     @abstractmethod
@@ -337,6 +357,23 @@ class Store(ABC):
         self, collection_id: int, document_id: str, first: int, last: int
     ) -> list[ChunkText]:
         """A document's chunks with indexes ``first`` to ``last``, in order."""
+
+    # -- sources -----------------------------------------------------------------------
+
+    @abstractmethod
+    def sources(self, collection_id: int, ids: Sequence[str]) -> dict[str, str]:
+        """The recorded source of each item or document among ``ids`` that has one."""
+
+    @abstractmethod
+    def set_sources(
+        self, tx: Transaction, collection_id: int, sources: dict[str, str | None]
+    ) -> None:
+        """Record where items or documents came from (None forgets it), so that pruning
+        only ever removes what the same source wrote earlier."""
+
+    @abstractmethod
+    def sourced_ids(self, collection_id: int, source: str) -> list[str]:
+        """Every item or document id recorded as coming from ``source``."""
 
     # -- change log --------------------------------------------------------------------
 

@@ -235,6 +235,28 @@ CREATE TABLE "vibes_log_positions" (
             "WHERE \"kind\" = 'hnsw'",
         ),
     ),
+    (
+        # Where each item (or chunked document) came from, e.g. one `--files` directory and
+        # prefix: `--prune` removes only what the same source wrote, never items that came
+        # from a JSONL file or the API. The trigger forgets the source of a row deleted by
+        # anyone (a chunked document's own entry goes with the document).
+        "m005_sources",
+        (
+            """
+CREATE TABLE "vibes_sources" (
+   "collection_id" INTEGER NOT NULL,
+   "item_id" TEXT NOT NULL,
+   "source" TEXT NOT NULL,
+   PRIMARY KEY ("collection_id", "item_id")
+)""",
+            'CREATE INDEX "vibes_sources_by_source" ON "vibes_sources" ("collection_id", "source")',
+            """
+CREATE TRIGGER "vibes_embeddings_delete_source" AFTER DELETE ON "embeddings" BEGIN
+   DELETE FROM "vibes_sources"
+      WHERE "collection_id" = old."collection_id" AND "item_id" = old."id";
+END""",
+        ),
+    ),
 )
 
 # SQLite's limit on bound parameters is 32766 in modern builds, 999 in old ones.
@@ -278,6 +300,23 @@ def _dump_json(value: dict[str, Any] | None, item_id: str = "") -> str | None:
         raise InputError(
             f"Metadata of item {item_id!r} cannot be stored as JSON: {error}"
         ) from None
+
+
+# SQLite's result codes for a full disk and for failed file I/O (a full disk or a file
+# size limit often shows as the latter).
+_SQLITE_FULL = 13
+_SQLITE_IOERR = 10
+
+
+def _describe(error: sqlite3.Error, what: str) -> str:
+    """One line for a SQLite error, saying plainly when the disk is full."""
+    code = getattr(error, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary == _SQLITE_FULL or "disk is full" in str(error):
+        return f"{what}: the disk is full"
+    if primary == _SQLITE_IOERR or "disk I/O error" in str(error):
+        return f"{what}: disk I/O error (is the disk full, or the file over a size limit?)"
+    return f"{what}: {error}"
 
 
 class SQLiteTransaction(Transaction):
@@ -443,13 +482,13 @@ class SQLiteStore(Store):
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
                 raise DatabaseOpenError(
-                    f"Cannot write to database {self.location}: {error}"
+                    _describe(error, f"Cannot write to database {self.location}")
                 ) from None
             try:
                 yield SQLiteTransaction(conn)
             except sqlite3.Error as error:
                 self._rollback(conn)
-                raise StorageError(f"Database error: {error}") from None
+                raise StorageError(_describe(error, "Database error")) from None
             except BaseException:
                 self._rollback(conn)
                 raise
@@ -458,7 +497,7 @@ class SQLiteStore(Store):
             except sqlite3.Error as error:
                 self._rollback(conn)
                 raise DatabaseOpenError(
-                    f"Cannot write to database {self.location}: {error}"
+                    _describe(error, f"Cannot write to database {self.location}")
                 ) from None
 
     @staticmethod
@@ -496,24 +535,42 @@ class SQLiteStore(Store):
         FROM collections c LEFT JOIN vibes_collections v ON v.collection_id = c.id
     """
 
-    def get_collection(self, name: str) -> CollectionRecord | None:
-        row = self.conn.execute(self._COLLECTION_SELECT + " WHERE c.name = ?", (name,)).fetchone()
+    def get_collection(self, name: str, tx: Transaction | None = None) -> CollectionRecord | None:
+        conn = _conn(tx) if tx is not None else self.conn
+        row = conn.execute(self._COLLECTION_SELECT + " WHERE c.name = ?", (name,)).fetchone()
         return CollectionRecord(*row) if row else None
 
     def create_collection(
         self, name: str, model_id: str, dimensions: int | None, distance: str = "cosine"
     ) -> CollectionRecord:
         with self.transaction() as tx:
-            conn = _conn(tx)
-            cursor = conn.execute(
-                "INSERT INTO collections (name, model) VALUES (?, ?)", (name, model_id)
-            )
-            conn.execute(
-                "INSERT INTO vibes_collections (collection_id, dimensions, distance, created) "
-                "VALUES (?, ?, ?, strftime('%s', 'now'))",
-                (cursor.lastrowid, dimensions, distance),
-            )
-        record = self.get_collection(name)
+            if self.get_collection(name, tx) is not None:
+                raise StorageError(f"Collection {name!r} already exists")
+            return self.ensure_collection(tx, name, model_id, dimensions, distance)
+
+    def ensure_collection(
+        self,
+        tx: Transaction,
+        name: str,
+        model_id: str,
+        dimensions: int | None,
+        distance: str = "cosine",
+    ) -> CollectionRecord:
+        # Inside a write transaction (BEGIN IMMEDIATE), so no other writer can create the
+        # same name between this look and the insert.
+        conn = _conn(tx)
+        existing = self.get_collection(name, tx)
+        if existing is not None:
+            return existing
+        cursor = conn.execute(
+            "INSERT INTO collections (name, model) VALUES (?, ?)", (name, model_id)
+        )
+        conn.execute(
+            "INSERT INTO vibes_collections (collection_id, dimensions, distance, created) "
+            "VALUES (?, ?, ?, strftime('%s', 'now'))",
+            (cursor.lastrowid, dimensions, distance),
+        )
+        record = self.get_collection(name, tx)
         assert record is not None
         return record
 
@@ -561,6 +618,7 @@ class SQLiteStore(Store):
                 "vibes_indexes",
                 "vibes_documents",
                 "vibes_chunks",
+                "vibes_sources",
             ):
                 conn.execute(f"DELETE FROM {table} WHERE collection_id = ?", (collection_id,))
             conn.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
@@ -727,7 +785,7 @@ class SQLiteStore(Store):
                         (collection_id, after, after, page_size),
                     ).fetchall()
             except sqlite3.Error as error:
-                raise StorageError(f"Database error: {error}") from None
+                raise StorageError(_describe(error, "Database error")) from None
             if not rows:
                 return
             items = [_stored_item(row) for row in rows]
@@ -762,6 +820,15 @@ class SQLiteStore(Store):
         if row is None:
             return None
         return DocumentRecord(row[0], row[1], row[2], row[3], _load_json(row[4]), row[5], row[6])
+
+    def present_chunks(self, collection_id: int, document_id: str) -> int:
+        (count,) = self.conn.execute(
+            "SELECT count(*) FROM vibes_chunks c JOIN embeddings e "
+            "ON e.collection_id = c.collection_id AND e.id = c.id "
+            "WHERE c.collection_id = ? AND c.document_id = ?",
+            (collection_id, document_id),
+        ).fetchone()
+        return int(count)
 
     def document_ids(self, collection_id: int) -> list[str]:
         rows = self.conn.execute(
@@ -829,10 +896,11 @@ class SQLiteStore(Store):
         deleted = 0
         for document_id in document_ids:
             deleted += self._delete_chunks(conn, collection_id, document_id)
-            conn.execute(
-                "DELETE FROM vibes_documents WHERE collection_id = ? AND document_id = ?",
-                (collection_id, document_id),
-            )
+            for table, column in (("vibes_documents", "document_id"), ("vibes_sources", "item_id")):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE collection_id = ? AND {column} = ?",
+                    (collection_id, document_id),
+                )
         return deleted
 
     def chunk_records(self, collection_id: int, ids: Sequence[str]) -> dict[str, ChunkRecord]:
@@ -856,6 +924,38 @@ class SQLiteStore(Store):
             (collection_id, document_id, first, last),
         ).fetchall()
         return [ChunkText(*row) for row in rows]
+
+    # -- sources -----------------------------------------------------------------------------
+
+    def sources(self, collection_id: int, ids: Sequence[str]) -> dict[str, str]:
+        rows = self._select_in(
+            "SELECT item_id, source FROM vibes_sources WHERE collection_id = ? "
+            "AND item_id IN ({marks})",
+            ids,
+            collection_id,
+        )
+        return dict(rows)
+
+    def set_sources(
+        self, tx: Transaction, collection_id: int, sources: dict[str, str | None]
+    ) -> None:
+        conn = _conn(tx)
+        conn.executemany(
+            "INSERT OR REPLACE INTO vibes_sources (collection_id, item_id, source) "
+            "VALUES (?, ?, ?)",
+            [(collection_id, i, s) for i, s in sources.items() if s is not None],
+        )
+        conn.executemany(
+            "DELETE FROM vibes_sources WHERE collection_id = ? AND item_id = ?",
+            [(collection_id, i) for i, s in sources.items() if s is None],
+        )
+
+    def sourced_ids(self, collection_id: int, source: str) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT item_id FROM vibes_sources WHERE collection_id = ? AND source = ?",
+            (collection_id, source),
+        )
+        return [row[0] for row in rows]
 
     # -- change log --------------------------------------------------------------------------
 
@@ -1023,7 +1123,7 @@ def _guarded(method: Callable[..., _T]) -> Callable[..., _T]:
             try:
                 return method(self, *args, **kwargs)
             except sqlite3.Error as error:
-                raise StorageError(f"Database error: {error}") from None
+                raise StorageError(_describe(error, "Database error")) from None
 
     return guarded
 
