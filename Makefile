@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python bench/bench_chunking.py
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_index.py --sizes 100000,1000000
+	$(BIN)/python bench/bench_memory.py
 
 clean:
 	rm -rf $(VENV) demo
