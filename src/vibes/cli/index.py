@@ -58,4 +58,12 @@ def index(
         target.drop_index()
     elif rebuild:
         target.build_index(**tuning)
-    click.echo(json.dumps(target.index_status()))
+    status = target.index_status()
+    click.echo(json.dumps(status))
+    if status.get("usable") is False:
+        # The JSON says it too, but a person reading the terminal should not miss it.
+        click.echo(
+            f"Warning: The index of collection {collection!r} {status['problem']}; "
+            f"{status['advice']}",
+            err=True,
+        )

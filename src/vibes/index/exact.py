@@ -44,6 +44,50 @@ def euclidean_score(squared_distance: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.sqrt(np.maximum(squared_distance, 0.0)))
 
 
+#: How far an approximate index's score may stray from the score computed again from the
+#: stored vector before the index is called damaged, relative to the size of what is
+#: compared (see :func:`scores_agree`). usearch scores float32 vectors in float32, so an
+#: honest score is off by at most about dimensions x 6e-8 of that size (2e-5 at 384
+#: dimensions, 2.5e-4 at 4,096); damage (garbage bytes read as floats) is off by whole
+#: units or by 1e37. The gap is wide, so the bound is generous: a false alarm would make
+#: every search exact until a rebuild, while a small error is harmless anyway, since the
+#: scores returned are the re-computed ones.
+SCORE_TOLERANCE = 1e-3
+#: Absolute slack for the float32 rounding of the score itself (1 - distance, or
+#: 1 / (1 + distance)), which does not shrink with the vectors.
+SCORE_SLACK = 1e-6
+
+
+def scores_agree(
+    distance: str, query: np.ndarray, rows: np.ndarray, claimed: np.ndarray
+) -> np.ndarray:
+    """For each row, whether ``claimed`` (an index's score of the prepared ``query``
+    against the prepared row) is the row's true score, within float32 error.
+
+    The truth is computed in float64, directly: for euclidean distance as the norm of the
+    difference, not through the expansion the matrix search uses, whose cancellation
+    would blur near-identical vectors. Cosine and dot scores are compared in units of
+    |query| x |row| (the largest a product of those vectors can be, and the scale of its
+    rounding); euclidean scores as distances, relative to the distance.
+    """
+    query64 = np.asarray(query, dtype=np.float64)
+    rows64 = np.asarray(rows, dtype=np.float64)
+    stated = np.asarray(claimed, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if distance == "euclidean":
+            true = np.linalg.norm(rows64 - query64[None, :], axis=1)
+            stated = 1.0 / stated - 1.0  # back from the score 1 / (1 + distance)
+            bound = SCORE_TOLERANCE * true + SCORE_SLACK * (1.0 + true)
+        else:
+            true = rows64 @ query64
+            scale = np.linalg.norm(rows64, axis=1) * np.linalg.norm(query64)
+            bound = SCORE_TOLERANCE * scale + SCORE_SLACK
+        agree = np.isfinite(stated) & (np.abs(stated - true) <= bound)
+    # A stored vector holding NaN or infinity (written by another tool) has no true score
+    # to hold the index to: that is the data's fault, not the file's.
+    return agree | ~np.isfinite(true)
+
+
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Positions of the ``k`` highest scores of a 1-d array, best first."""
     k = min(k, scores.shape[0])

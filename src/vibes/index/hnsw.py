@@ -103,6 +103,35 @@ class HNSWIndex:
         if present:
             self._index.remove(np.asarray(present, dtype=np.uint64))
 
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        """For each key, whether the graph holds it (a bool array)."""
+        import numpy as np
+
+        if not len(keys):
+            return np.zeros(0, dtype=bool)
+        return np.atleast_1d(self._index.contains(np.asarray(keys, dtype=np.uint64)))
+
+    def sample_keys(self, count: int) -> np.ndarray:
+        """The keys of up to ``count`` of its entries, taken at evenly spaced positions of
+        usearch's key table (which is in no particular order), for spot checks."""
+        import numpy as np
+
+        size = len(self._index)
+        if size == 0 or count <= 0:
+            return np.empty(0, dtype=np.uint64)
+        offsets = np.unique(np.linspace(0, size - 1, min(count, size)).astype(np.int64))
+        return np.asarray(self._index.keys[offsets], dtype=np.uint64)
+
+    def vectors(self, keys: np.ndarray) -> list[np.ndarray | None]:
+        """The vectors the file holds under ``keys`` (None for a key it lacks)."""
+        import numpy as np
+
+        if not len(keys):
+            return []
+        found = self._index.get(np.asarray(keys, dtype=np.uint64))
+        rows = found if isinstance(found, tuple) else (found,)
+        return [None if row is None else np.asarray(row, dtype=np.float32) for row in rows]
+
     def search(self, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """For each prepared query, (keys, scores) of up to ``k`` neighbours, best first."""
         import numpy as np

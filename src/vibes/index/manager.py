@@ -11,7 +11,11 @@ folds it into a new file.
 
 A file that is missing, corrupt, or built for another model, dimension or distance is
 bypassed (the caller searches exactly and says why) and rebuilt by the next write or
-``vibes index COLLECTION --rebuild``.
+``vibes index COLLECTION --rebuild``. A file can also be damaged in ways usearch does not
+notice when opening it (garbage where its vectors or keys were): every search re-scores
+its hits from the stored vectors, so such a file never returns a wrong score, and the
+first search or status check that catches it marks it damaged for good (see
+:meth:`IndexManager._mark_damaged`).
 
 The manager works on :class:`~vibes.store.CollectionRecord` values, never on
 :class:`~vibes.Collection` objects: it sits below them.
@@ -19,14 +23,16 @@ The manager works on :class:`~vibes.store.CollectionRecord` values, never on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import secrets
 import threading
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,8 +56,22 @@ COMPACT_MIN_CHANGES = 2_000
 COMPACT_FRACTION = 0.05
 #: Filtered searches with at most this many matching items are answered exactly.
 EXACT_FILTER_LIMIT = 20_000
+#: Searches that would ask the graph for more than this share of its items are answered
+#: exactly: a graph search that deep costs more than one matrix product over every vector,
+#: and HNSW does not promise to reach every item (asked for all 400 of 400, it may return
+#: 398).
+EXACT_FRACTION = 0.2
+#: Graph entries ``vibes index`` compares with the stored vectors, and how many of them
+#: it searches for, to tell a damaged file from a sound one: a few hundred rows read by
+#: id, whatever the collection's size.
+CHECK_SAMPLE = 256
+CHECK_SEARCHES = 16
 INDEX_KIND = "hnsw"
 OFF_KIND = "off"
+#: An index file found to give wrong items or scores: never searched again, rebuilt by
+#: the next write or ``vibes index --rebuild``.
+DAMAGED_KIND = "damaged"
+DAMAGED = "file is damaged (it gave items or scores that the stored vectors do not)"
 #: This manager's name among the readers of the change log.
 LOG_CONSUMER = "index"
 
@@ -60,10 +80,33 @@ class IndexWarning(UserWarning):
     """An index could not be used; the search ran exactly instead."""
 
 
+class IndexFileError(VibesError, OSError):
+    """The index directory or file cannot be written (a file in the directory's place, no
+    permission, a full disk). A VibesError, so the command line says it in one line; an
+    OSError, so a write to the collection, which updates its index only after committing,
+    reports it as a warning and succeeds (see ``Collection._maintain_index``)."""
+
+
 def min_items() -> int:
     """The size from which collections are indexed: ``$VIBES_INDEX_MIN_ITEMS`` or 20,000."""
     value = os.environ.get("VIBES_INDEX_MIN_ITEMS")
     return int(value) if value and value.isdigit() else DEFAULT_MIN_ITEMS
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """The changes since an index file was saved, replaced whole on refresh, so that a
+    search in another thread reads one consistent overlay."""
+
+    #: The last change applied.
+    seq: int = 0
+    #: Keys of changed and deleted items, masked out of the graph.
+    tombstones: frozenset[int] = frozenset()
+    #: The current vectors of changed and added items, searched exactly.
+    delta: ExactIndex | None = None
+    delta_keys: np.ndarray | None = None
+    #: Items the graph and the delta hold together, after masking.
+    count: int = 0
 
 
 @dataclass
@@ -72,15 +115,64 @@ class LiveIndex:
 
     state: IndexState
     hnsw: HNSWIndex
+    #: The store's version the overlay was refreshed at.
     version: object = None
-    seq: int = 0
-    tombstones: frozenset[int] = frozenset()
-    delta: ExactIndex | None = None
-    delta_keys: np.ndarray | None = None
+    overlay: Overlay = field(default_factory=Overlay)
+
+    @property
+    def seq(self) -> int:
+        return self.overlay.seq
+
+    @property
+    def tombstones(self) -> frozenset[int]:
+        return self.overlay.tombstones
+
+    @property
+    def delta(self) -> ExactIndex | None:
+        return self.overlay.delta
+
+    @property
+    def delta_keys(self) -> np.ndarray | None:
+        return self.overlay.delta_keys
 
     @property
     def pending(self) -> int:
-        return len(self.tombstones)
+        return len(self.overlay.tombstones)
+
+
+#: For each query, (item id, score) pairs, best first.
+Hits = list[list[tuple[str, float]]]
+
+
+def _make_directory(directory: Path) -> None:
+    """Create the index directory, or say in one line why it cannot be."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise IndexFileError(
+            f"Cannot keep index files in {directory}: it is a file, not a directory; "
+            "move or delete it"
+        ) from None
+    except OSError as error:
+        raise IndexFileError(
+            f"Cannot keep index files in {directory} ({error.strerror or error})"
+        ) from None
+
+
+def _remove(path: Path) -> None:
+    """Delete an index file that is no longer needed. Failing to is not worth failing the
+    write or drop that replaced it, whose state is already recorded: say so and go on."""
+    try:
+        path.unlink(missing_ok=True)
+    except NotADirectoryError:
+        pass  # its directory is not one (a file in its place): nothing to delete
+    except OSError as error:
+        warnings.warn(
+            f"Could not delete the old index file {path} ({error.strerror or error}); "
+            "delete it by hand",
+            IndexWarning,
+            stacklevel=3,
+        )
 
 
 class IndexManager:
@@ -93,6 +185,9 @@ class IndexManager:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._live: dict[int, LiveIndex] = {}
+        #: Files found damaged, by collection: (file name, why), for when the database
+        #: cannot record it (read-only, or locked at that moment).
+        self._damaged: dict[int, tuple[str | None, str]] = {}
         self._lock = threading.RLock()
         #: Called with progress messages (index builds); the command line prints them.
         self.notify: Callable[[str], None] | None = None
@@ -116,8 +211,16 @@ class IndexManager:
         if state.distance != target.distance:
             return f"was built for {state.distance} distance, not {target.distance}"
         directory = self.directory
-        if directory is None or not state.file or not (directory / state.file).is_file():
+        if directory is None or not state.file:
             return "file is missing"
+        path = directory / state.file
+        try:
+            if directory.exists() and not directory.is_dir():
+                return f"file cannot be reached ({directory} is a file, not a directory)"
+            if not path.is_file():
+                return "file is missing"
+        except OSError as error:  # a directory that cannot be searched (permissions)
+            return f"file cannot be reached ({error.strerror or error}: {path})"
         return None
 
     def open(self, target: CollectionRecord) -> tuple[LiveIndex | None, str | None]:
@@ -128,9 +231,18 @@ class IndexManager:
 
     def _open(self, target: CollectionRecord) -> tuple[LiveIndex | None, str | None]:
         state = self.store.index_state(target.id)
-        if state is None or state.kind != INDEX_KIND:
+        if state is None or state.kind not in (INDEX_KIND, DAMAGED_KIND):
             self._live.pop(target.id, None)
             return None, None
+        damaged = self._damaged.get(target.id)
+        if damaged is not None:
+            if damaged[0] == state.file:  # found by this process: say what was found
+                self._live.pop(target.id, None)
+                return None, damaged[1]
+            del self._damaged[target.id]  # replaced since: the new file is judged afresh
+        if state.kind == DAMAGED_KIND:
+            self._live.pop(target.id, None)
+            return None, DAMAGED
         cached = self._live.get(target.id)
         if cached is None or cached.state != state:
             problem = self.problem(target, state)
@@ -160,17 +272,23 @@ class IndexManager:
         return cached, None
 
     def _refresh(self, target: CollectionRecord, live: LiveIndex) -> None:
+        import numpy as np
+
         from .exact import ExactIndex
 
         seq, changed = self.store.changes_since(target.id, live.state.seq)
         if not changed:
-            live.seq, live.tombstones, live.delta, live.delta_keys = seq, frozenset(), None, None
+            live.overlay = Overlay(seq, count=len(live.hnsw))
             return
         tombstones = frozenset(self.store.keys_for_ids(target.id, changed).values())
         found = self.store.load_matrix(target.id, live.state.dimensions, changed, with_keys=True)
+        masked = int(np.count_nonzero(live.hnsw.contains(np.fromiter(tombstones, np.uint64))))
+        count = len(live.hnsw) - masked + len(found)
+        if not found.ids:
+            live.overlay = Overlay(seq, tombstones, count=count)
+            return
         delta = ExactIndex(found.ids, found.vectors, live.state.distance or target.distance)
-        live.seq, live.tombstones = seq, tombstones
-        live.delta, live.delta_keys = (delta, found.keys) if found.ids else (None, None)
+        live.overlay = Overlay(seq, tombstones, delta, found.keys, count)
 
     def search(
         self,
@@ -178,46 +296,236 @@ class IndexManager:
         queries: np.ndarray,
         n: int,
         candidates: Candidates | None = None,
-    ) -> list[list[tuple[str, float]]] | None:
-        """The ``n`` best (id, score) for each prepared query from the graph and the overlay;
-        None when too few candidates pass a filter for the graph to find them (the caller
-        then searches the candidates exactly)."""
+    ) -> tuple[Hits | None, str | None]:
+        """The ``n`` best (id, score) for each prepared query from the graph and the
+        overlay, scored again from the stored vectors; and why the file is damaged, when
+        those scores show it (the file is then marked damaged).
+
+        The hits are None when the caller should search exactly instead: the file is
+        damaged, the search would ask the graph for a large share of its items, or the
+        graph found fewer items than the collection (or the filter's candidates) hold.
+        """
         size = len(live.hnsw)
+        # Read the version before the overlay: a refresh in between makes them disagree,
+        # and a disagreement never marks the file damaged (see _verify).
+        version, overlay = live.version, live.overlay
         allowed: set[int] | None = None
         if candidates is not None:
             allowed = {key for key in candidates.keys if key is not None}
         fraction = 1.0 if allowed is None else max(len(allowed) / max(size, 1), 1e-9)
         # Ask for a little more than needed (more when a filter passes few items); masked-out
         # items rarely come up, and when too few remain the loop asks for more.
-        k = min(size, math.ceil((n + 10) / fraction * 1.5))
+        k = math.ceil((n + 10) / fraction * 1.5)
         limit = max(k, 50_000)
-        tombstones, delta = live.tombstones, live.delta  # one consistent overlay
-        results: list[list[tuple[int, float]]] = []
+        graph: list[list[tuple[int, float]]] = []
         while True:
+            if k > EXACT_FRACTION * size:
+                return None, None
             with self._lock:
                 found = live.hnsw.search(queries, k)
-            results = [
+            graph = [
                 [
                     (int(key), float(score))
                     for key, score in zip(keys, scores)
-                    if int(key) not in tombstones and (allowed is None or int(key) in allowed)
+                    if int(key) not in overlay.tombstones
+                    and (allowed is None or int(key) in allowed)
                 ][:n]
                 for keys, scores in found
             ]
-            if all(len(r) >= n for r in results) or k >= size:
+            if all(len(r) >= n for r in graph):
                 break
             if k >= limit:
-                return None
-            k = min(size, k * 4)
-        names = self.store.ids_for_keys(sorted({key for r in results for key, _ in r}))
-        merged = [[(names[key], score) for key, score in r if key in names] for r in results]
-        if delta is not None:
+                return None, None
+            k *= 4
+        # (id, score, the graph's key or None for a hit of the exact delta)
+        hits: list[list[tuple[str, float, int | None]]] = [[] for _ in graph]
+        names = self.store.ids_for_keys(sorted({key for r in graph for key, _ in r}))
+        unknown = [key for r in graph for key, _ in r if key not in names]
+        if unknown:
+            return self._damage(live, version, f"it gave {len(unknown)} unknown item keys")
+        for result, r in zip(hits, graph):
+            result.extend((names[key], score, key) for key, score in r)
+        if overlay.delta is not None:
+            delta = overlay.delta
             rows = None if candidates is None else delta.positions(candidates.ids)
-            for result, extra in zip(merged, delta.search_many(queries, n, rows=rows)):
-                result.extend(extra)
-                result.sort(key=lambda pair: -pair[1])
+            for result, extra in zip(hits, delta.search_many(queries, n, rows=rows)):
+                result.extend((item_id, score, None) for item_id, score in extra)
+                result.sort(key=lambda hit: -hit[1])
                 del result[n:]
-        return merged
+        checked, problem = self._verify(live, version, queries, hits)
+        if checked is None:
+            return None, problem
+        expected = min(n, overlay.count if candidates is None else len(candidates))
+        if any(len(ranking) < expected for ranking in checked):
+            return None, None  # the graph missed some: an exact search finds them all
+        return checked, None
+
+    def _verify(
+        self,
+        live: LiveIndex,
+        version: object,
+        queries: np.ndarray,
+        hits: list[list[tuple[str, float, int | None]]],
+    ) -> tuple[Hits | None, str | None]:
+        """The hits scored again from the stored vectors (the scores an exact search
+        gives), best first; or (None, why) when the graph's hits are not the collection's
+        items or its scores are not theirs. Only the n hits of each query are read back,
+        so this costs a fraction of the graph search."""
+        import numpy as np
+
+        from .exact import ExactIndex, scores_agree
+
+        state = live.state
+        assert state.dimensions is not None and state.distance is not None  # as opened
+        ids = sorted({item_id for result in hits for item_id, _, _ in result})
+        stored = self.store.load_matrix(state.collection_id, state.dimensions, ids, with_keys=True)
+        assert stored.keys is not None
+        keys = dict(zip(stored.ids, (int(key) for key in stored.keys)))
+        exact = ExactIndex(stored.ids, stored.vectors, state.distance)
+        checked: Hits = []
+        for i, result in enumerate(hits):
+            missing = [
+                item_id
+                for item_id, _, key in result
+                if item_id not in keys or (key is not None and keys[item_id] != key)
+            ]
+            if missing:
+                return self._damage(
+                    live, version, f"it gave items that are not the collection's ({missing[0]!r})"
+                )
+            rows = exact.positions([item_id for item_id, _, _ in result])
+            scores = exact.scores(queries[i : i + 1], rows)[0]
+            from_graph = np.fromiter((key is not None for _, _, key in result), dtype=bool)
+            if from_graph.any():
+                claimed = np.fromiter((score for _, score, _ in result), dtype=np.float64)
+                agree = (
+                    scores_agree(state.distance, queries[i], exact.matrix[rows], claimed)
+                    | ~from_graph
+                )  # the delta's hits were scored from stored vectors already
+                if not agree.all():
+                    wrong = int(np.argmin(agree))
+                    return self._damage(
+                        live,
+                        version,
+                        f"it scored item {result[wrong][0]!r} {claimed[wrong]:.6g}, "
+                        f"where its stored vector scores {float(scores[wrong]):.6g}",
+                    )
+            order = np.argsort(-scores, kind="stable")
+            checked.append([(result[j][0], float(scores[j])) for j in order])
+        return checked, None
+
+    def _damage(self, live: LiveIndex, version: object, detail: str) -> tuple[None, str | None]:
+        """Hits that disagree with the stored vectors: the file is damaged, unless a
+        vector changed meanwhile (another writer), which alone can explain it; either
+        way the caller searches exactly."""
+        if self.store.version() != version:
+            return None, None
+        problem = f"file is damaged ({detail})"
+        self._mark_damaged(live.state, problem)
+        return None, problem
+
+    def _mark_damaged(self, state: IndexState, problem: str) -> None:
+        """Never search this file again, in this process or any other, until it is
+        rebuilt. A file caught giving one wrong score cannot be trusted for the rest:
+        re-scoring keeps the scores of the hits honest, but not the choice of hits (a
+        damaged graph may pass over the best items without a trace), so a demanding user
+        wants exact answers from now on, and a warning on each search saying why, not a
+        graph search that is thrown away every time. Nor would they want a search, a read,
+        to spend minutes rebuilding. So the damage is recorded with the index state (every
+        process sees it), the file is kept for whoever wants to look at it, and the next
+        write or ``vibes index --rebuild`` replaces it (maintain() rebuilds any index it
+        cannot open)."""
+        with self._lock:
+            self._damaged[state.collection_id] = (state.file, problem)
+            cached = self._live.get(state.collection_id)
+            if cached is not None and cached.state == state:
+                del self._live[state.collection_id]
+        if self.store.readonly:
+            return  # this process remembers; `vibes index` in another one checks again
+        try:
+            with self.store.transaction() as tx:
+                # Compare and set: a file another process saved meanwhile is not marked.
+                marked = dataclasses.replace(state, kind=DAMAGED_KIND)
+                self.store.save_index_state(tx, marked, state.file)
+        except VibesError:  # locked by a writer: this process remembers, as above
+            pass
+
+    def check(self, target: CollectionRecord, live: LiveIndex) -> str | None:
+        """Why the opened file is damaged, or None: a sample of its vectors is compared
+        with the stored ones, and a few stored items are searched for by their vectors.
+        Cheap (a few hundred rows read by id, whatever the size), for ``vibes index``; a
+        damaged file is marked as such. It cannot prove a file sound: a search still
+        checks its own hits."""
+        import numpy as np
+
+        from .exact import SCORE_SLACK, SCORE_TOLERANCE, ExactIndex
+
+        state = live.state
+        assert state.dimensions is not None and state.distance is not None  # as opened
+        version, overlay = live.version, live.overlay
+        sample = [int(key) for key in live.hnsw.sample_keys(CHECK_SAMPLE)]
+        sample = [key for key in sample if key not in overlay.tombstones]
+        if not sample:
+            return None
+        names = self.store.ids_for_keys(sample)
+        unknown = [key for key in sample if key not in names]
+        if unknown:
+            return self._damage(live, version, f"it holds {len(unknown)} unknown item keys")[1]
+        stored = self.store.load_matrix(
+            target.id, state.dimensions, [names[key] for key in sample], with_keys=True
+        )
+        assert stored.keys is not None
+        by_key = {int(key): row for row, key in enumerate(stored.keys)}
+        strays = [names[key] for key in sample if key not in by_key]
+        if strays:
+            return self._damage(
+                live, version, f"it holds items that are not the collection's ({strays[0]!r})"
+            )[1]
+        expected = ExactIndex.prepare(stored.vectors, state.distance)
+        saved = live.hnsw.vectors(np.asarray(sample, dtype=np.uint64))
+        for key, vector in zip(sample, saved):
+            want = expected[by_key[key]]
+            if vector is None or not np.allclose(
+                vector, want, rtol=1e-4, atol=1e-6 * float(np.linalg.norm(want)) + 1e-12
+            ):
+                return self._damage(
+                    live, version, f"its vector of item {names[key]!r} is not the stored one"
+                )[1]
+        # The graph's links: stored items searched for by their own vectors come up first
+        # (or one of several equal vectors does, so a miss compares scores).
+        probes = sample[:: max(1, len(sample) // CHECK_SEARCHES)][:CHECK_SEARCHES]
+        queries = np.stack([expected[by_key[key]] for key in probes])
+        with self._lock:
+            found = live.hnsw.search(queries, 10)
+        missed = [
+            (position, int(keys[0]) if len(keys) else None)
+            for position, (key, (keys, _scores)) in enumerate(zip(probes, found))
+            if key not in {int(k) for k in keys}
+        ]
+        tops = self.store.ids_for_keys([top for _, top in missed if top is not None])
+        read = self.store.load_matrix(target.id, state.dimensions, list(tops.values()))
+        fresh = ExactIndex(read.ids, read.vectors, state.distance)
+        lost = 0
+        for position, top in missed:
+            row = fresh.position(tops[top]) if top is not None and top in tops else None
+            if row is None:
+                lost += 1
+                continue
+            # Nothing should beat the item itself by more than float error.
+            query = queries[position].astype(np.float64)
+            vector = fresh.matrix[row].astype(np.float64)
+            scale = float(np.linalg.norm(query) * max(np.linalg.norm(vector), 1.0))
+            if state.distance == "euclidean":
+                gap = float(np.linalg.norm(vector - query))
+            else:
+                gap = float(query @ query - vector @ query)
+            if gap > SCORE_TOLERANCE * scale + SCORE_SLACK:
+                lost += 1
+        if lost * 2 > len(probes):
+            return self._damage(
+                live, version, f"searches for {lost} of {len(probes)} stored items missed them"
+            )[1]
+        return None
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -229,6 +537,7 @@ class IndexManager:
         from .exact import ExactIndex
         from .hnsw import HNSWIndex
 
+        _make_directory(directory)  # before the build: a build can take minutes
         old = self.store.index_state(target.id)
         if params is None:
             params = HNSWParams(**json.loads(old.params)) if old and old.params else HNSWParams()
@@ -270,11 +579,18 @@ class IndexManager:
     ) -> IndexState:
         directory = self.directory
         assert directory is not None
-        directory.mkdir(parents=True, exist_ok=True)
+        _make_directory(directory)
         name = f"c{target.id}-{seq}-{secrets.token_hex(4)}.usearch"
         temporary = directory / (name + ".tmp")
-        hnsw.save(temporary)
-        os.replace(temporary, directory / name)
+        try:
+            hnsw.save(temporary)
+            os.replace(temporary, directory / name)
+        except (OSError, RuntimeError) as error:  # usearch raises RuntimeError on I/O
+            _remove(temporary)
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise IndexFileError(
+                f"Cannot write the index file {directory / name} ({reason})"
+            ) from None
         state = IndexState(
             target.id,
             INDEX_KIND,
@@ -295,7 +611,7 @@ class IndexManager:
             (directory / name).unlink(missing_ok=True)
             return self.store.index_state(target.id) or state
         if old is not None and old.file and old.file != name:
-            (directory / old.file).unlink(missing_ok=True)
+            _remove(directory / old.file)
         with self._lock:
             self._live.pop(target.id, None)
         return state
@@ -310,12 +626,13 @@ class IndexManager:
         assert directory is not None
         # A live index was opened from a recorded file (see _open).
         assert live.state.file is not None and live.state.distance is not None
+        overlay = live.overlay  # one consistent overlay, whatever other threads refresh
         full = HNSWIndex.open(directory / live.state.file, live.state.distance, view=False)
-        full.remove(np.fromiter(live.tombstones, dtype=np.uint64))
-        if live.delta is not None and live.delta_keys is not None:
-            full.add(live.delta_keys, live.delta.matrix, threads=os.cpu_count() or 1)
+        full.remove(np.fromiter(overlay.tombstones, dtype=np.uint64))
+        if overlay.delta is not None and overlay.delta_keys is not None:
+            full.add(overlay.delta_keys, overlay.delta.matrix, threads=os.cpu_count() or 1)
         params = HNSWParams(**json.loads(live.state.params or "{}"))
-        return self._save(target, full, live.seq, params, live.state)
+        return self._save(target, full, overlay.seq, params, live.state)
 
     def drop(self, target: CollectionRecord) -> None:
         """Remove the index and keep the collection unindexed until the next --rebuild."""
@@ -326,7 +643,7 @@ class IndexManager:
             self.store.release_log(tx, target.id, LOG_CONSUMER)
         directory = self.directory
         if old is not None and old.file and directory is not None:
-            (directory / old.file).unlink(missing_ok=True)
+            _remove(directory / old.file)
         with self._lock:
             self._live.pop(target.id, None)
 
@@ -336,7 +653,7 @@ class IndexManager:
             self._live.pop(collection_id, None)
         directory = self.directory
         if state is not None and state.file and directory is not None:
-            (directory / state.file).unlink(missing_ok=True)
+            _remove(directory / state.file)
 
     def forget_all(self) -> None:
         """Close every open index (the database is closing)."""
@@ -365,10 +682,17 @@ class IndexManager:
             self.build(target)
             return
         if live.pending > max(COMPACT_MIN_CHANGES, COMPACT_FRACTION * len(live.hnsw)):
+            # Folding copies the file's vectors and links into the new file: damage no
+            # search has met yet would be copied with them, so check first (cheap).
+            if self.check(target, live) is not None:
+                self._say(f"Repairing the search index of {target.name!r}")
+                self.build(target)
+                return
             self.compact(target, live)
 
     def status(self, target: CollectionRecord) -> dict[str, Any]:
-        """What ``vibes index COLLECTION`` shows."""
+        """What ``vibes index COLLECTION`` shows. The file is checked (cheaply) before it
+        is called usable: usearch opens a file whose header is intact whatever follows."""
         state = self.store.index_state(target.id)
         info: dict[str, Any] = {
             "collection": target.name,
@@ -380,17 +704,26 @@ class IndexManager:
             info["kind"] = "none" if state is None else "off"
             return info
         live, problem = self.open(target)
+        if live is not None:
+            problem = self.check(target, live)
+            if problem is not None:
+                live = None
         path = self.directory / state.file if self.directory and state.file else None
+        try:
+            size = path.stat().st_size if path and path.is_file() else None
+        except OSError:  # unreachable: problem() has said why
+            size = None
         info.update(
             {
-                "kind": state.kind,
+                # A damaged file is still an HNSW file; "usable" and "problem" say the rest.
+                "kind": INDEX_KIND if state.kind == DAMAGED_KIND else state.kind,
                 "usable": problem is None,
                 "problem": problem,
                 "indexed": state.size,
                 "pending_changes": live.pending if live else None,
                 "stale": bool(live.pending) if live else True,
                 "file": str(path) if path else None,
-                "bytes": path.stat().st_size if path and path.is_file() else None,
+                "bytes": size,
                 "vector_bytes": (state.size or 0) * (state.dimensions or 0) * 4,
                 "parameters": json.loads(state.params or "{}"),
                 "model": state.model,
@@ -398,4 +731,9 @@ class IndexManager:
                 "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state.built or 0)),
             }
         )
+        if problem is not None:
+            info["advice"] = (
+                f"searches run exactly until you run 'vibes index {target.name} --rebuild' "
+                "(or the next write rebuilds it)"
+            )
         return info

@@ -99,7 +99,10 @@ class ExactRetriever:
 
 
 class ApproximateRetriever:
-    """The persisted HNSW index with its overlay of recent changes."""
+    """The persisted HNSW index with its overlay of recent changes. Its hits come back
+    scored again from the stored vectors (IndexManager.search), so its scores are those of
+    an exact search; when they disagree with the file's, the file is damaged and the
+    exact retriever answers."""
 
     name = "approximate"
 
@@ -113,12 +116,16 @@ class ApproximateRetriever:
         if candidates is not None and len(candidates) <= EXACT_FILTER_LIMIT:
             return None  # few enough to score them all, exactly
         live, problem = self.indexes.open(request.target)
-        if live is None:
-            if problem is not None:
-                name = request.target.name
-                request.warnings.append(
-                    f"The index of collection {name!r} {problem}; searching exactly "
-                    f"instead (run 'vibes index {name} --rebuild')"
-                )
-            return None
-        return self.indexes.search(live, request.queries, request.k, candidates)
+        if live is not None:
+            # Hits come back scored from the stored vectors, or not at all: None when an
+            # exact search should answer (the graph fell short, or the file is damaged).
+            found, problem = self.indexes.search(live, request.queries, request.k, candidates)
+            if found is not None:
+                return found
+        if problem is not None:
+            name = request.target.name
+            request.warnings.append(
+                f"The index of collection {name!r} {problem}; searching exactly "
+                f"instead (run 'vibes index {name} --rebuild')"
+            )
+        return None
