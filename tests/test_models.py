@@ -38,8 +38,11 @@ def test_registered_model_applies_its_prefixes(registered_st, invoke):
     assert np.allclose(document, raw.encode(["passage: the dog"])[0], atol=1e-5)
     assert np.allclose(query, raw.encode(["query: the dog"])[0], atol=1e-5)
     assert not np.allclose(document, query)
-    listed = {json.loads(x)["id"]: json.loads(x) for x in invoke(["models"]).output.splitlines()}
-    assert listed["tiny"]["aliases"] == ["tiny"]
+    # Listed under its portable id (no model card names it: the directory's name and a
+    # fingerprint of its files), with the alias.
+    listed = [json.loads(x) for x in invoke(["models"]).output.splitlines()]
+    (row,) = [row for row in listed if row["aliases"] == ["tiny"]]
+    assert row["id"].startswith("local:tiny-st-") and row["id"] == model.model_id
 
 
 def test_registration_persists_and_unregisters(registered_st, run, invoke, db_path):
@@ -54,12 +57,17 @@ def test_registration_persists_and_unregisters(registered_st, run, invoke, db_pa
     again = invoke(["models", "unregister", "tiny"])
     assert again.exit_code == 1 and "No registered model called 'tiny'" in again.output
     gone = run(["similar", "c", "-c", "x", "-d", db_path])
-    assert gone.returncode == 1 and "uses model tiny, which is not installed" in gone.stderr
+    assert gone.returncode == 1 and "uses model local:tiny-st-" in gone.stderr
+    assert "which is not installed" in gone.stderr
 
 
 def test_normalize_option(invoke, tiny_models):
     invoke(["models", "register", tiny_models["st"], "--alias", "unit", "--normalize"])
-    invoke(["models", "register", tiny_models["st"], "--alias", "raw", "--no-normalize"])
+    # The same files make other vectors without normalising: they need an id of their own.
+    refused = invoke(["models", "register", tiny_models["st"], "--alias", "raw", "--no-normalize"])
+    assert refused.exit_code == 1 and "--model-id" in refused.output
+    raw_args = ["--alias", "raw", "--no-normalize", "--model-id", "local:tiny-raw"]
+    assert invoke(["models", "register", tiny_models["st"], *raw_args]).exit_code == 0
     vibes.models._reset_registry()
     unit = np.asarray(vibes.get_model("unit").embed_batch(["the beach"]))[0]
     raw = np.asarray(vibes.get_model("raw").embed_batch(["the beach"]))[0]
@@ -261,8 +269,11 @@ def test_llm_plugin_models_are_usable(run, db_path, test_plugin):
     assert json.loads(result.stdout) == pytest.approx(hash_vector("two words"))
     stored = run(["embed", "c", "1", "-c", "the dog", "-m", "llm:llm-hash", "-d", db_path])
     assert stored.returncode == 0, stored.stderr
+    # The collection records llm's own id for the model, which llm resolves too.
     listed = json.loads(run(["collections", "-d", db_path]).stdout)
-    assert listed["model"] == "llm:llm-hash"
+    assert listed["model"] == "llm-hash"
+    again = run(["similar", "c", "-c", "the dog", "-d", db_path])
+    assert again.returncode == 0 and json.loads(again.stdout)["id"] == "1"
     unknown = run(["embed", "-c", "x", "-m", "llm:nope"])
     assert unknown.returncode == 1 and "Unknown embedding model: llm:nope" in unknown.stderr
 

@@ -8,7 +8,7 @@ from .collection import Collection
 from .config import default_database_path
 from .errors import DatabaseOpenError, ModelMismatchError, UnknownCollectionError, VibesError
 from .index.manager import IndexManager
-from .models import EmbeddingModel, get_model
+from .models import EmbeddingModel, get_model, same_model
 from .search import Searcher
 from .store import CollectionInfo, CollectionRecord, Store, is_server_url, open_store
 from .writing import NOT_CREATED
@@ -104,7 +104,7 @@ class Database:
                 model_id = model_object.model_id
             else:
                 model_id = record.model
-            if model_id != record.model:
+            if not same_model(record.model, model_id):
                 raise ModelMismatchError(
                     f"Collection {name!r} uses model {record.model}, not {model_id}"
                 )

@@ -45,3 +45,7 @@ class StorageError(VibesError):
 
 class FilterError(VibesError):
     """A search filter that cannot be parsed or evaluated."""
+
+
+class SettingsError(VibesError):
+    """The settings file cannot be read, or an entry in it has the wrong shape."""

@@ -22,9 +22,19 @@ def _load() -> dict[str, str]:
         data = json.loads(keys_path().read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
+    except json.JSONDecodeError as error:
+        raise VibesError(
+            f"Keys file {keys_path()} is not valid JSON: {error.msg} at line {error.lineno}, "
+            f"column {error.colno}; fix or remove it"
+        ) from None
     except (OSError, ValueError) as error:
         raise VibesError(f"Cannot read the keys file {keys_path()}: {error}") from None
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        # Taken for empty, the file would be overwritten by the next 'vibes keys set'.
+        raise VibesError(
+            f"Keys file {keys_path()} must hold a JSON object of names and keys; fix or remove it"
+        )
+    return {str(k): str(v) for k, v in data.items()}
 
 
 def _save(keys: dict[str, str]) -> None:

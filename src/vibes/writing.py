@@ -481,7 +481,9 @@ class Writer:
 def check_same_collection(found: CollectionRecord, wanted: CollectionRecord) -> CollectionRecord:
     """``found`` if it is the collection ``wanted`` describes (same model and distance),
     else a one-line error: two writers created one name with different models."""
-    if found.model != wanted.model:
+    from .models import same_model
+
+    if not same_model(found.model, wanted.model):
         raise ModelMismatchError(
             f"Collection {found.name!r} uses model {found.model}, not {wanted.model}"
         )

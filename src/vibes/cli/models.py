@@ -26,9 +26,16 @@ def models_list(table: bool) -> None:
       vibes models
       vibes models --table
     """
-    from ..models import default_model_id, registered_models
+    from ..errors import UnknownModelError
+    from ..models import default_model_id, get_model, registered_models
 
     default = default_model_id()
+    try:
+        # The default may be saved as an alias (settings from before model ids): mark the
+        # model it names.
+        default = get_model(default).model_id
+    except UnknownModelError:
+        pass
     rows = [
         {
             "id": entry.model.model_id,
@@ -49,6 +56,11 @@ def models_list(table: bool) -> None:
 @models.command(name="register")
 @click.argument("path_or_name", required=False)
 @click.option("--alias", required=True, help="Name to use the model by (-m NAME)")
+@click.option(
+    "--model-id",
+    help="Id collections record (default: the Hugging Face name, the API's model name, "
+    "or one read from the directory's model card, else local:DIRNAME-HASH)",
+)
 @click.option("--query-prefix", default="", help="Put before every search query, e.g. 'query: '")
 @click.option("--document-prefix", default="", help="Put before every document, e.g. 'passage: '")
 @click.option(
@@ -63,6 +75,7 @@ def models_list(table: bool) -> None:
 def models_register(
     path_or_name: str | None,
     alias: str,
+    model_id: str | None,
     query_prefix: str,
     document_prefix: str,
     normalize: bool | None,
@@ -75,16 +88,17 @@ def models_register(
 ) -> None:
     """Make a model usable by name: a sentence-transformers or CLIP directory (or a name in
     the local Hugging Face cache), or a model behind an OpenAI-compatible API. Saved in the
-    user settings.
+    user settings. Collections record the model's id (--model-id), not its alias, so that
+    another machine knows the model.
 
-    
+    \b
     Examples:
-      vibes models register ~/models/e5-large-v2 --alias e5 \
+      vibes models register ~/models/e5-large-v2 --alias e5 \\
           --query-prefix 'query: ' --document-prefix 'passage: '
       vibes models register ~/models/clip-vit-b-32 --alias clip
-      vibes models register --api http://localhost:11434/v1 --api-model nomic-embed-text \
+      vibes models register --api http://localhost:11434/v1 --api-model nomic-embed-text \\
           --alias nomic
-      vibes models register --api https://api.example.com/v1 --api-model embed-v3 \
+      vibes models register --api https://api.example.com/v1 --api-model embed-v3 \\
           --alias remote --api-key-name example
     """
     from ..models.registrations import register
@@ -94,6 +108,7 @@ def models_register(
     entry = register(
         path_or_name,
         alias=alias,
+        model_id=model_id,
         api_url=api_url,
         api_model=api_model,
         api_key_name=api_key_name,
@@ -112,7 +127,7 @@ def models_register(
 def models_unregister(alias: str) -> None:
     """Forget a model registered with 'vibes models register'.
 
-    
+    \b
     Example:
       vibes models unregister e5
     """
@@ -154,7 +169,7 @@ def keys() -> None:
 def keys_list() -> None:
     """List the names of the saved keys (never the keys).
 
-    
+    \b
     Example:
       vibes keys
     """
@@ -170,7 +185,7 @@ def keys_list() -> None:
 def keys_set(name: str, value: str | None) -> None:
     """Save an API key under NAME, readable by the user alone.
 
-    
+    \b
     Examples:
       vibes keys set openai
       echo "$KEY" | vibes keys set openai
@@ -192,7 +207,7 @@ def keys_set(name: str, value: str | None) -> None:
 def keys_remove(name: str) -> None:
     """Delete the saved key NAME.
 
-    
+    \b
     Example:
       vibes keys remove openai
     """
@@ -206,7 +221,7 @@ def keys_remove(name: str) -> None:
 def keys_path() -> None:
     """Print the path of the keys file.
 
-    
+    \b
     Example:
       vibes keys path
     """

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..config import load_settings, save_settings
+from ..config import SettingsError, json_type, load_settings, save_settings, settings_path
 from ..errors import UnknownModelError, VibesError
 from ..plugins import PluginRegistry
 from .base import EmbeddingModel, Vector
@@ -20,6 +20,7 @@ __all__ = [
     "default_model_id",
     "get_model",
     "registered_models",
+    "same_model",
     "set_default_model",
 ]
 
@@ -57,7 +58,12 @@ def _reset_registry() -> None:
 
 
 def get_model(name: str | None = None) -> EmbeddingModel:
-    """The model registered under ``name`` (an id or an alias); the default model for None."""
+    """The model registered under ``name`` (an id or an alias); the default model for None.
+
+    ``llm:NAME`` and the ids of llm's models (those of collections llm wrote) go through
+    llm when it is installed; the model's ``model_id`` is then llm's own id for it, which
+    is what a collection records, so that llm (and vibes) can resolve it again.
+    """
     wanted = name or default_model_id()
     for entry in registered_models():
         if entry.model.model_id == wanted:
@@ -65,14 +71,32 @@ def get_model(name: str | None = None) -> EmbeddingModel:
     for entry in registered_models():
         if wanted in entry.aliases:
             return entry.model
-    # llm and its plugins: "llm:NAME", or a bare id of an llm model (a collection llm wrote).
     from .llm_models import PREFIX, llm_model
 
     if wanted.startswith(PREFIX) or not _looks_local(wanted):
         found = llm_model(wanted)
         if found is not None:
             return found
+    from .registrations import registration_problem
+
+    problem = registration_problem(wanted)
+    if problem:
+        raise SettingsError(f"Registered model {wanted!r} cannot be used: {problem}")
     raise UnknownModelError(f"Unknown embedding model: {wanted} (run 'vibes models' to list them)")
+
+
+def same_model(recorded: str, model_id: str) -> bool:
+    """Whether a collection that recorded ``recorded`` was made by the model ``model_id``.
+
+    Older collections recorded a registration's alias (``e5``) or ``llm:NAME``, which now
+    resolve to a model with another id; the model is the same, so it may write there.
+    """
+    if recorded == model_id:
+        return True
+    try:
+        return get_model(recorded).model_id == model_id
+    except VibesError:
+        return False
 
 
 def _looks_local(name: str) -> bool:
@@ -82,7 +106,17 @@ def _looks_local(name: str) -> bool:
 
 def default_model_id() -> str:
     """The model used when none is named: the user's choice, else all-MiniLM-L6-v2."""
-    return load_settings().get("default_model") or DEFAULT_MODEL_ID
+    value = load_settings().get("default_model")
+    if value is None or value == "":
+        return DEFAULT_MODEL_ID
+    if not isinstance(value, str):
+        # Falling back to the built-in default would embed with a model the user did not
+        # choose, into collections that then hold it for good: say so instead.
+        raise SettingsError(
+            f'Settings file {settings_path()}: "default_model" must be a model id (a '
+            f"string), not {json_type(value)}; fix it or run 'vibes models default --remove'"
+        )
+    return value
 
 
 def set_default_model(name: str | None) -> str:

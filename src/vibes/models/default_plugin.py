@@ -29,4 +29,6 @@ def register_embedding_models(register: Callable[..., Any]) -> None:
     for model_id, dimensions, aliases in OPENAI_MODELS:
         register(OpenAICompatibleModel(model_id, model_id, dimensions=dimensions), aliases=aliases)
     for entry in registrations():
-        register(build(entry), aliases=(entry["alias"],))
+        # An alias equal to the id (an API model named by its alias) adds nothing.
+        alias = entry["alias"]
+        register(build(entry), aliases=() if alias == entry["model_id"] else (alias,))

@@ -1,36 +1,300 @@
-"""Models the user registered with ``vibes models register``, kept in the user settings."""
+"""Models the user registered with ``vibes models register``, kept in the user settings.
+
+Each registration has an alias (the name the user types, meaningful on this machine only)
+and a model id, which is what a collection records: a Hugging Face name, the API's model
+name, or for a local directory a hub name found in its files, else a ``local:`` id made
+from the directory's name and a fingerprint of its files. Collections made before model
+ids existed recorded the alias; lookups by alias keep them working.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import warnings
+import weakref
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from ..config import load_settings, save_settings
+from ..config import SettingsError, json_type, load_settings, save_settings, settings_path
 from ..errors import VibesError
 from .base import EmbeddingModel
 
 SETTINGS_KEY = "models"
+KINDS = ("sentence-transformers", "clip", "api")
+#: Prefix of the ids of llm's models (``llm:ada-002``): never a registration's name.
+LLM_PREFIX = "llm:"
+#: Prefix of the ids made for local directories that name no hub model.
+LOCAL_PREFIX = "local:"
+
+#: The models :func:`build` made, so that a registration is never taken for a model of
+#: a plugin (or a built-in) when checking what a new registration would shadow.
+_built: weakref.WeakSet[EmbeddingModel] = weakref.WeakSet()
+
+
+class SettingsWarning(UserWarning):
+    """A registration in the settings file has the wrong shape and was skipped."""
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+def _label(index: int, entry: Any) -> str:
+    alias = entry.get("alias") if isinstance(entry, dict) else None
+    suffix = f" (alias {alias!r})" if isinstance(alias, str) and alias else ""
+    return f'"{SETTINGS_KEY}"[{index}]{suffix}'
+
+
+def api_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an API's base URL, or None: it must be http(s) with a host."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return f"must be an http(s) URL like http://localhost:11434/v1, not {url!r}"
+    return None
+
+
+def _problem(entry: Any) -> str | None:
+    """What is wrong with the shape of one saved registration, or None."""
+    if not isinstance(entry, dict):
+        return f"is {json_type(entry)}, not an object"
+    alias = entry.get("alias")
+    if not isinstance(alias, str) or not alias.strip():
+        return 'has no "alias" (a non-empty string)'
+    kind = entry.get("kind", "sentence-transformers")
+    if kind not in KINDS:
+        return f'has "kind" {kind!r}; it must be one of {", ".join(KINDS)}'
+    strings = ["model_id", "query_prefix", "document_prefix"]
+    if kind == "api":
+        url = entry.get("url")
+        if not isinstance(url, str):
+            return 'has no "url" (the API\'s base URL, a string)'
+        problem = api_url_problem(url)
+        if problem:
+            return f'"url" {problem}'
+        strings += ["api_model", "key_name", "key_env"]
+    else:
+        path = entry.get("path")
+        if not isinstance(path, str) or not path:
+            return 'has no "path" (a model directory or a Hugging Face name, a string)'
+    for key in strings:
+        value = entry.get(key)
+        if value is not None and not isinstance(value, str):
+            return f'has "{key}" {json_type(value)}; it must be a string'
+    if entry.get("model_id") == "":
+        return 'has an empty "model_id"'
+    for key in ("dimensions", "max_length"):
+        value = entry.get(key)
+        if value is not None and (type(value) is not int or value < 1):
+            return f'has "{key}" {value!r}; it must be a whole number above 0'
+    normalize = entry.get("normalize")
+    if normalize is not None and not isinstance(normalize, bool):
+        return f'has "normalize" {json_type(normalize)}; it must be true or false'
+    return None
+
+
+def _saved_entries(settings: dict[str, Any]) -> list[Any]:
+    """The raw list of registrations; refuses (to be changed) a value that is not a list."""
+    entries = settings.get(SETTINGS_KEY, [])
+    if not isinstance(entries, list):
+        raise SettingsError(
+            f'Settings file {settings_path()}: "{SETTINGS_KEY}" must be a list of '
+            f"registrations, not {json_type(entries)}; fix or remove it"
+        )
+    return entries
+
+
+def _checked() -> tuple[list[dict[str, Any]], list[tuple[str | None, str]]]:
+    """The usable registrations, each with its ``model_id``, and for each one skipped its
+    alias (when it has one) and a sentence saying why."""
+    settings = load_settings()
+    try:
+        entries = _saved_entries(settings)
+    except SettingsError as error:
+        return [], [(None, str(error))]
+    usable: list[dict[str, Any]] = []
+    skipped: list[tuple[str | None, str]] = []
+    taken: dict[str, str] = {}  # model id -> the label of the registration that has it
+    for index, entry in enumerate(entries):
+        problem = _problem(entry)
+        alias = entry.get("alias") if isinstance(entry, dict) else None
+        label = _label(index, entry)
+        if problem is None:
+            entry = dict(entry)
+            stored = entry.get("model_id")
+            model_id = stored or _derived_id(entry)
+            if model_id in taken:
+                if stored:
+                    problem = (
+                        f'has the "model_id" {model_id!r} of {taken[model_id]}: two models '
+                        "under one id would mix their vectors in a collection"
+                    )
+                else:
+                    # Saved before model ids existed: keep the alias as its id, as then.
+                    model_id = entry["alias"]
+            entry["model_id"] = model_id
+        if problem is not None:
+            skipped.append(
+                (
+                    alias if isinstance(alias, str) else None,
+                    f"Settings file {settings_path()}: {label} {problem}; fix or remove it",
+                )
+            )
+            continue
+        taken[entry["model_id"]] = label
+        usable.append(entry)
+    return usable, skipped
 
 
 def registrations() -> list[dict[str, Any]]:
-    """The saved registrations, in the order they were made."""
-    entries = load_settings().get(SETTINGS_KEY, [])
-    return [entry for entry in entries if isinstance(entry, dict) and entry.get("alias")]
+    """The saved registrations that can be used, in the order they were made, each with its
+    ``model_id``. One of the wrong shape is skipped with a :class:`SettingsWarning` (the
+    other models keep working; asking for that one by alias is an error that says why).
+    A settings file that is not JSON raises :class:`~vibes.config.SettingsError`."""
+    usable, skipped = _checked()
+    for _, message in skipped:
+        warnings.warn(message + " (skipped)", SettingsWarning, stacklevel=2)
+    return usable
 
 
-def _is_clip(path: Path) -> bool:
+def registration_problem(name: str) -> str | None:
+    """Why the registration called ``name`` was skipped, or None when none was."""
+    for alias, message in _checked()[1]:
+        if alias == name:
+            return message
+    return None
+
+
+# -- model ids --------------------------------------------------------------------------
+
+_HUB_NAME = r"[A-Za-z0-9][\w.-]*/[\w.-]+"
+# How a model card shows the model loaded by its hub name.
+_CARD_PATTERNS = (
+    re.compile(r"SentenceTransformer\(\s*['\"](" + _HUB_NAME + r")['\"]"),
+    re.compile(r"from_pretrained\(\s*['\"](" + _HUB_NAME + r")['\"]"),
+)
+_WEIGHTS = ("*.safetensors", "*.bin", "*.pt")
+
+
+def _hub_cache_name(path: Path) -> str | None:
+    # The Hugging Face cache keeps a model in .../models--ORG--NAME/snapshots/REVISION.
+    parts = path.parts
+    for index, part in enumerate(parts[:-2]):
+        if part.startswith("models--") and parts[index + 1] == "snapshots":
+            return part[len("models--") :].replace("--", "/")
+    return None
+
+
+def _model_card_name(path: Path) -> str | None:
+    """The hub name the model card (README.md) loads the model by, when it names just one.
+
+    Only a card that loads exactly one model is trusted: cards of fine-tuned models often
+    load their base model too, and config.json's ``_name_or_path`` names the base model
+    (all-MiniLM-L6-v2's names nreimers/MiniLM-L6-H384-uncased), so it is never used.
+    """
     try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return config.get("model_type") == "clip"
+        card = (path / "README.md").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for pattern in _CARD_PATTERNS:
+        names = set(pattern.findall(card))
+        if len(names) == 1:
+            return names.pop()
+        if names:
+            return None
+    return None
+
+
+def _fingerprint(path: Path) -> str:
+    """Eight hex digits that change with the model's files: its configuration files whole,
+    and the size and first MiB of each weights file (never the whole of a large file)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file() and ".git" not in p.parts)
+    for file in files:
+        relative = file.relative_to(path).as_posix()
+        if file.name == "README.md" or relative.startswith(("onnx/", "openvino/")):
+            continue  # documentation and alternative runtimes: the same model either way
+        if file.suffix == ".json" or file.name.endswith(".txt"):
+            digest.update(relative.encode() + b"\0" + file.read_bytes())
+        elif any(file.match(pattern) for pattern in _WEIGHTS):
+            with file.open("rb") as weights:
+                head = weights.read(1 << 20)
+            digest.update(f"{relative}\0{file.stat().st_size}\0".encode() + head)
+    return digest.hexdigest()[:8]
+
+
+def local_model_id(path: Path) -> tuple[str, str]:
+    """The model id for a model directory, and where it came from (for messages)."""
+    name = _hub_cache_name(path)
+    if name:
+        return name, "the Hugging Face cache path"
+    name = _model_card_name(path)
+    if name:
+        return name, f"{path / 'README.md'}"
+    try:
+        fingerprint = _fingerprint(path)
+    except OSError:
+        fingerprint = ""
+    local = f"{LOCAL_PREFIX}{path.name}" + (f"-{fingerprint}" if fingerprint else "")
+    return local, "the directory's name and files"
+
+
+def _derived_id(entry: dict[str, Any]) -> str:
+    """The model id of a registration saved without one (before model ids existed)."""
+    if entry.get("kind") == "api":
+        return str(entry.get("api_model") or entry["alias"])
+    path = Path(entry["path"])
+    if path.is_absolute() and path.is_dir():
+        return local_model_id(path)[0]
+    if path.is_absolute():
+        return entry["alias"]  # the directory is gone: nothing to derive an id from
+    return entry["path"]  # a name in the Hugging Face cache
+
+
+def _names_of_other_models(replacing: str) -> dict[str, str]:
+    """Every id and alias a registration must not take, with whose it is: built-in and
+    plugin models, llm's models, and the other registrations (not ``replacing``)."""
+    from . import registered_models
+
+    names: dict[str, str] = {}
+    for registered in registered_models():
+        if registered.model in _built:
+            continue
+        for name in (registered.model.model_id, *registered.aliases):
+            names.setdefault(name, f"model {registered.model.model_id}")
+    for model_id, aliases in _llm_names():
+        for name in (model_id, *aliases):
+            names.setdefault(name, f"llm's model {model_id}")
+    for entry in registrations():
+        if entry["alias"] != replacing:
+            for name in (entry["alias"], entry["model_id"]):
+                names.setdefault(name, f"the registered model {entry['alias']!r}")
+    return names
+
+
+def _llm_names() -> Iterable[tuple[str, list[str]]]:
+    try:
+        import llm
+    except ImportError:
+        return []
+    try:
+        return [
+            (m.model.model_id, list(m.aliases)) for m in llm.get_embedding_models_with_aliases()
+        ]
+    except Exception:  # a broken llm plugin must not stop registering a model of one's own
+        return []
+
+
+# -- changing ---------------------------------------------------------------------------
 
 
 def register(
     path_or_name: str | None = None,
     *,
     alias: str,
+    model_id: str | None = None,
     api_url: str | None = None,
     api_model: str | None = None,
     api_key_name: str | None = None,
@@ -45,14 +309,25 @@ def register(
 
     A local directory (a sentence-transformers model, or a CLIP model saved with its
     processor) or a model name in the local Hugging Face cache; or, with ``api_url``, a
-    model behind an OpenAI-compatible ``/v1/embeddings`` API.
+    model behind an OpenAI-compatible ``/v1/embeddings`` API. ``model_id`` is what
+    collections record (default: the Hugging Face name, the API's model name, or one
+    derived from the directory's files); it and the alias may not be another model's.
     """
+    alias = (alias or "").strip()
     if not alias:
         raise VibesError("A registered model needs an --alias")
+    if model_id is not None:
+        model_id = model_id.strip()
+        if not model_id:
+            raise VibesError("--model-id must not be empty")
     entry: dict[str, Any] = {"alias": alias}
+    source = "--model-id"
     if api_url:
         if path_or_name:
             raise VibesError("Give a model directory or --api URL, not both")
+        problem = api_url_problem(api_url)
+        if problem:
+            raise VibesError(f"--api {problem}")
         entry.update(
             kind="api",
             url=api_url,
@@ -61,6 +336,8 @@ def register(
             key_env=api_key_env,
             dimensions=dimensions,
         )
+        if model_id is None:
+            model_id, source = entry["api_model"], "the API's model name"
     else:
         if not path_or_name:
             raise VibesError("Give a model directory (or name), or --api URL")
@@ -68,11 +345,18 @@ def register(
         if path.exists():
             if not path.is_dir():
                 raise VibesError(f"Not a model directory: {path_or_name}")
-            location = str(path.resolve())
+            path = path.resolve()
             kind = "clip" if _is_clip(path) else "sentence-transformers"
+            entry.update(kind=kind, path=str(path))
+            if model_id is None:
+                model_id, source = local_model_id(path)
         else:
-            location, kind = path_or_name, "sentence-transformers"  # a name in the HF cache
-        entry.update(kind=kind, path=location)
+            # A name in the Hugging Face cache: the name is the model's portable id.
+            entry.update(kind="sentence-transformers", path=path_or_name)
+            if model_id is None:
+                model_id, source = path_or_name, "the Hugging Face name"
+    entry["model_id"] = model_id
+    _refuse_shadowing(alias, model_id, source)
     entry.update(
         query_prefix=query_prefix,
         document_prefix=document_prefix,
@@ -80,17 +364,47 @@ def register(
         max_length=max_length,
     )
     settings = load_settings()
-    entries = [e for e in settings.get(SETTINGS_KEY, []) if e.get("alias") != alias]
-    settings[SETTINGS_KEY] = entries + [{k: v for k, v in entry.items() if v not in (None, "")}]
+    kept = [e for e in _saved_entries(settings) if not _has_alias(e, alias)]
+    settings[SETTINGS_KEY] = kept + [{k: v for k, v in entry.items() if v not in (None, "")}]
     save_settings(settings)
     return entry
 
 
+def _refuse_shadowing(alias: str, model_id: str, source: str) -> None:
+    for name, what in (("alias", alias), ("model id", model_id)):
+        if what.startswith(LLM_PREFIX):
+            raise VibesError(
+                f"The {name} {what!r} starts with {LLM_PREFIX!r}, kept for llm's models"
+            )
+    others = _names_of_other_models(alias)
+    if alias in others:
+        raise VibesError(
+            f"The alias {alias!r} is already a name of {others[alias]}; choose another --alias"
+        )
+    if model_id in others:
+        raise VibesError(
+            f"The model id {model_id!r} (from {source}) is already a name of "
+            f"{others[model_id]}; give this model its own id with --model-id"
+        )
+
+
+def _has_alias(entry: Any, alias: str) -> bool:
+    return isinstance(entry, dict) and entry.get("alias") == alias
+
+
+def _is_clip(path: Path) -> bool:
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("model_type") == "clip"
+
+
 def unregister(alias: str) -> None:
-    """Forget the registration called ``alias``."""
+    """Forget the registration called ``alias`` (even one of the wrong shape)."""
     settings = load_settings()
-    entries = settings.get(SETTINGS_KEY, [])
-    kept = [e for e in entries if e.get("alias") != alias]
+    entries = _saved_entries(settings)
+    kept = [e for e in entries if not _has_alias(e, alias)]
     if len(kept) == len(entries):
         raise VibesError(f"No registered model called {alias!r} (run 'vibes models')")
     settings[SETTINGS_KEY] = kept
@@ -98,15 +412,21 @@ def unregister(alias: str) -> None:
 
 
 def build(entry: dict[str, Any]) -> EmbeddingModel:
-    """The model a registration describes (nothing is loaded until it embeds)."""
+    """The model a checked registration describes (nothing is loaded until it embeds)."""
+    model = _build(entry)
+    _built.add(model)
+    return model
+
+
+def _build(entry: dict[str, Any]) -> EmbeddingModel:
     kind = entry.get("kind")
-    alias = entry["alias"]
+    model_id = entry.get("model_id") or entry["alias"]
     if kind == "api":
         from .openai import OpenAICompatibleModel
 
         return OpenAICompatibleModel(
-            alias,
-            entry.get("api_model", alias),
+            model_id,
+            entry.get("api_model") or entry["alias"],
             url=entry["url"],
             dimensions=entry.get("dimensions"),
             key_name=entry.get("key_name"),
@@ -118,11 +438,11 @@ def build(entry: dict[str, Any]) -> EmbeddingModel:
     if kind == "clip":
         from .clip import CLIPModel
 
-        return CLIPModel(alias, entry["path"])
+        return CLIPModel(model_id, entry["path"])
     from .sentence_transformers import SentenceTransformerModel
 
     return SentenceTransformerModel(
-        alias,
+        model_id,
         entry["path"],
         query_prefix=entry.get("query_prefix", ""),
         document_prefix=entry.get("document_prefix", ""),

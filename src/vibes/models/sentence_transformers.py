@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import VibesError
 from .base import EmbeddingModel
@@ -14,6 +14,75 @@ from .base import EmbeddingModel
 from .huggingface import LazyLoaded, offline_environment, pick_device
 
 __all__ = ["SentenceTransformerModel", "pick_device"]
+
+#: Characters tokenized at a time per token the model reads, when looking for where it
+#: stops: far more than a token covers in any language, so one window nearly always
+#: settles it (the model's 254 tokens: windows of about 4,000 characters).
+_CHARS_PER_TOKEN = 16
+_SPACES = (" ", "\n", "\t", "\r")
+
+
+def _window_end(text: str, start: int, window: int) -> int:
+    """Where a window of ``text`` from ``start`` ends: ``window`` characters on, moved back
+    to just after a whitespace (else a punctuation mark) so that no word is split between
+    windows: a word split in two tokenizes differently."""
+    end = start + window
+    if end >= len(text):
+        return len(text)
+    space = max(text.rfind(c, start, end) for c in _SPACES)
+    if space > start:
+        return space + 1
+    for position in range(end - 1, start, -1):
+        if not text[position].isalnum():
+            return position + 1
+    # A window that is one unbroken word is cut where it ends: the count may then be off
+    # by a token a window, where a tokenizer would have read the whole run as one token.
+    return end
+
+
+def _token_ends(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """For each text, the character offset where each of its tokens ends."""
+    if not texts:
+        return []
+    if getattr(tokenizer, "is_fast", False):
+        encoded = tokenizer(
+            texts, add_special_tokens=False, return_offsets_mapping=True, truncation=False
+        )
+        return [[end for _, end in offsets] for offsets in encoded["offset_mapping"]]
+    # Slow tokenizers give no offsets: spread the tokens evenly over the text (only the
+    # count of characters cut is then an estimate).
+    ids = tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
+    return [
+        [round(len(text) * (i + 1) / len(row)) for i in range(len(row))]
+        for text, row in zip(texts, ids)
+    ]
+
+
+class _Extent(NamedTuple):
+    """How far the model reads a too-long text, and how far it was tokenized to find out."""
+
+    stop: int  #: where the last token the model reads ends
+    tokenized: int  #: characters tokenized (a whole number of windows)
+    counted: int  #: tokens in them
+    density: float  #: tokens a character in the last window, to estimate the rest
+
+
+def _read_extent(
+    tokenizer: Any, text: str, limit: int, window: int, start: int, counted: int
+) -> _Extent | None:
+    """Go on tokenizing ``text`` a window at a time from ``start`` (``counted`` tokens so
+    far) until the model's ``limit`` is passed; None if the text fits. Memory stays that
+    of one window, however long the text."""
+    while start < len(text):
+        end = _window_end(text, start, window)
+        (ends,) = _token_ends(tokenizer, [text[start:end]])
+        if counted + len(ends) > limit:
+            read = limit - counted  # tokens of this window the model reads
+            stop = start + ends[read - 1] if read > 0 else start
+            return _Extent(stop, end, counted + len(ends), len(ends) / (end - start))
+        counted += len(ends)
+        start = end
+    return None
 
 
 class SentenceTransformerModel(EmbeddingModel):
@@ -51,7 +120,8 @@ class SentenceTransformerModel(EmbeddingModel):
         self._encode_batch_size = encode_batch_size
         self._model: LazyLoaded[Any] = LazyLoaded(self._load)
         self._lock = threading.Lock()  # guards the truncation counts
-        self._truncation = [0, 0, 0]  # texts seen, texts cut, tokens cut
+        # Texts seen, texts cut, tokens cut (counted, estimated), characters cut.
+        self._truncation = [0, 0, 0, 0, 0]
 
     @property
     def path(self) -> Path:
@@ -105,31 +175,69 @@ class SentenceTransformerModel(EmbeddingModel):
         )
         return [(a, b) for a, b in encoded["offset_mapping"] if b > a]
 
-    def _count_truncation(self, items: Sequence[str]) -> None:
-        """Count the texts too long for the model, and the tokens it will not read, so that
-        :meth:`take_truncation` can report them once for a whole run."""
+    def _count_truncation(self, texts: Sequence[str]) -> list[int | None]:
+        """Count the texts too long for the model and what it will not read, so that
+        :meth:`take_truncation` can report them once for a whole run. Returns, for each
+        text, where to cut it before encoding (None: give it whole).
+
+        Only a bounded prefix of each text is tokenized, in windows of a few thousand
+        characters, until the model's limit is passed: tokenizing a 50 MB text whole, only
+        to count what is cut, took gigabytes. The cut keeps every token the model reads and
+        at least one more, at a whitespace or punctuation mark, so the model still truncates
+        it (and embeds the same tokens) without tokenizing the rest either.
+        """
         tokenizer = self.load().tokenizer
         limit = self.max_tokens
-        lengths = [
-            len(ids) for ids in tokenizer(list(items), add_special_tokens=False)["input_ids"]
-        ]
-        long = [length for length in lengths if length > limit]
+        window = max(limit + 1, 1) * _CHARS_PER_TOKEN
+        cuts: list[int | None] = []
+        long = exact_tokens = estimated_tokens = characters = 0
+        # Most texts are settled by their first window, all of them in one tokenizer call.
+        firsts = [text[: _window_end(text, 0, window)] for text in texts]
+        first_counts = _token_ends(tokenizer, firsts)
+        for text, first, ends in zip(texts, firsts, first_counts):
+            if len(ends) <= limit and len(first) == len(text):
+                cuts.append(None)  # the whole text fits
+                continue
+            found = (
+                _Extent(ends[limit - 1] if limit else 0, len(first), len(ends), 0.0)
+                if len(ends) > limit
+                else _read_extent(tokenizer, text, limit, window, len(first), len(ends))
+            )
+            if found is None:
+                cuts.append(None)
+                continue
+            long += 1
+            characters += len(text) - found.stop
+            if found.tokenized == len(text):
+                exact_tokens += found.counted - limit
+                cuts.append(None)
+                continue
+            # Not tokenized to the end, by design: the rest is estimated from the last
+            # window, the text nearest to it (a first run of whitespace would skew it).
+            density = found.density or found.counted / found.tokenized
+            rest = (len(text) - found.tokenized) * density
+            estimated_tokens += found.counted - limit + round(rest)
+            cuts.append(found.tokenized)
         with self._lock:
-            self._truncation[0] += len(items)
-            self._truncation[1] += len(long)
-            self._truncation[2] += sum(long) - limit * len(long)
+            self._truncation[0] += len(texts)
+            self._truncation[1] += long
+            self._truncation[2] += exact_tokens
+            self._truncation[3] += estimated_tokens
+            self._truncation[4] += characters
+        return cuts
 
     def take_truncation(self) -> str | None:
         """What was cut since the last call, as a sentence, or None; resets the count."""
         with self._lock:
-            total, long, tokens = self._truncation
-            self._truncation = [0, 0, 0]
+            total, long, exact, estimated, characters = self._truncation
+            self._truncation = [0, 0, 0, 0, 0]
         if not long:
             return None
+        tokens = f"about {exact + estimated:,}" if estimated else f"{exact:,}"
         return (
             f"{long} of {total} texts are longer than the {self.max_tokens} tokens "
-            f"{self.model_id} reads; {tokens:,} tokens were cut "
-            "(embed with --chunk tokens to keep them)"
+            f"{self.model_id} reads; {tokens} tokens were cut ({characters:,} characters; "
+            "embed with --chunk tokens to keep them)"
         )
 
     def embed_batch(self, items: Sequence[str | bytes]) -> Any:
@@ -147,7 +255,8 @@ class SentenceTransformerModel(EmbeddingModel):
                 raise VibesError(f"Model {self.model_id} embeds text only, not binary content")
             texts.append(prefix + item if prefix else item)
         model = self.load()
-        self._count_truncation(texts)
+        cuts = self._count_truncation(texts)
+        texts = [text if cut is None else text[:cut] for text, cut in zip(texts, cuts)]
         options: dict[str, Any] = {}
         if self.normalize is not None:
             options["normalize_embeddings"] = self.normalize
