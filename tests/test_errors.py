@@ -5,17 +5,9 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from checks import one_line_error
 
 import vibes
-
-
-def assert_one_line_error(result, *fragments, code=1):
-    assert result.returncode == code, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture
@@ -46,33 +38,33 @@ def count(db_path):
 )
 def test_malformed_input_names_the_line(run, seeded, text, fmt, fragments):
     result = run(["embed-multi", "items", "-", "--format", fmt, "-d", seeded], input=text)
-    assert_one_line_error(result, *fragments)
+    one_line_error(result, *fragments)
     assert count(seeded) == 2
 
 
 def test_a_row_without_an_id_column_value(run, seeded):
     result = run(["embed-multi", "items", "-", "-d", seeded], input='{"text": "x", "id": null}\n')
-    assert_one_line_error(result, "stdin line 1: row has no id")
+    one_line_error(result, "stdin line 1: row has no id")
 
 
 def test_unknown_collection(run, seeded):
     for args in (["similar", "nope", "-c", "x"], ["delete", "nope", "a"]):
-        assert_one_line_error(run([*args, "-d", seeded]), "Collection 'nope' does not exist")
+        one_line_error(run([*args, "-d", seeded]), "Collection 'nope' does not exist")
 
 
 def test_unknown_model(run, db_path):
     result = run(
         ["embed-multi", "items", "-", "-m", "no-such-model", "-d", db_path], input="id,t\n1,x\n"
     )
-    assert_one_line_error(result, "Unknown embedding model: no-such-model")
-    assert_one_line_error(run(["embed", "-c", "x", "-m", "no-such-model"]), "no-such-model")
+    one_line_error(result, "Unknown embedding model: no-such-model")
+    one_line_error(run(["embed", "-c", "x", "-m", "no-such-model"]), "no-such-model")
 
 
 def test_query_with_another_model_than_the_collections(run, seeded):
     result = run(["similar", "items", "-c", "x", "-m", "minilm", "-d", seeded])
-    assert_one_line_error(result, "uses model hash-test, not", vibes.models.DEFAULT_MODEL_ID)
+    one_line_error(result, "uses model hash-test, not", vibes.models.DEFAULT_MODEL_ID)
     result = run(["embed", "items", "new", "-c", "x", "-m", "minilm", "-d", seeded])
-    assert_one_line_error(result, "uses model hash-test")
+    one_line_error(result, "uses model hash-test")
     assert count(seeded) == 2
 
 
@@ -87,12 +79,12 @@ def test_vectors_of_the_wrong_dimension(run, db_path, test_plugin):
         input="id,t\nb,second\n",
         env={"VIBES_TEST_DIMS": "12"},
     )
-    assert_one_line_error(result, "12 dimensions", "8-dimensional")
+    one_line_error(result, "12 dimensions", "8-dimensional")
     assert count(db_path) == 1
     given = run(
         ["embed-multi", "sized", "-", "-d", db_path], input='{"id": "c", "embedding": [1, 2, 3]}\n'
     )
-    assert_one_line_error(given, "Given vectors have 3 dimensions")
+    one_line_error(given, "Given vectors have 3 dimensions")
 
 
 def test_file_not_valid_in_any_given_encoding(run, tmp_path, seeded):
@@ -102,22 +94,22 @@ def test_file_not_valid_in_any_given_encoding(run, tmp_path, seeded):
     result = run(
         ["embed-multi", "items", "--files", docs, "*.txt", "--encoding", "utf-8", "-d", seeded]
     )
-    assert_one_line_error(result, "bad.txt", "not valid text in utf-8")
+    one_line_error(result, "bad.txt", "not valid text in utf-8")
     result = run(
         ["embed-multi", "items", "-", "--format", "csv", "-d", seeded],
         input=None,
         stdin=open(docs / "bad.txt", "rb"),
     )
-    assert_one_line_error(result, "stdin: not valid utf-8-sig text")
+    one_line_error(result, "stdin: not valid utf-8-sig text")
     assert count(seeded) == 2
 
 
 def test_database_path_that_cannot_be_written(run, tmp_path):
     missing = tmp_path / "no" / "such" / "dir" / "x.db"
-    assert_one_line_error(run(["embed", "c", "1", "-c", "x", "-d", missing]), "does not exist")
+    one_line_error(run(["embed", "c", "1", "-c", "x", "-d", missing]), "does not exist")
     not_a_db = tmp_path / "notes.db"
     not_a_db.write_text("this is not a database " * 100)
-    assert_one_line_error(run(["collections", "-d", not_a_db]), "Cannot open database")
+    one_line_error(run(["collections", "-d", not_a_db]), "Cannot open database")
 
 
 def test_read_only_directory_database_cannot_be_written(run, tmp_path, test_plugin):
@@ -126,7 +118,7 @@ def test_read_only_directory_database_cannot_be_written(run, tmp_path, test_plug
     blocker = tmp_path / "file"
     blocker.write_text("x")
     result = run(["embed", "c", "1", "-c", "x", "-m", "hash", "-d", blocker / "x.db"])
-    assert_one_line_error(result, "Cannot open database")
+    one_line_error(result, "Cannot open database")
 
 
 def test_similar_rejects_a_non_positive_number(run, seeded):
@@ -137,15 +129,15 @@ def test_similar_rejects_a_non_positive_number(run, seeded):
 
 
 def test_missing_item(run, seeded):
-    assert_one_line_error(run(["similar", "items", "ghost", "-d", seeded]), "No item 'ghost'")
+    one_line_error(run(["similar", "items", "ghost", "-d", seeded]), "No item 'ghost'")
     result = run(["delete", "items", "keep-1", "ghost", "-d", seeded])
-    assert_one_line_error(result, "Not in collection 'items': 'ghost'")
+    one_line_error(result, "Not in collection 'items': 'ghost'")
     assert count(seeded) == 2  # all or nothing
 
 
 def test_a_model_that_crashes_is_reported_in_one_line(run, seeded):
     result = run(["embed-multi", "items", "-", "-d", seeded], input="id,t\nz,FAIL here\n")
-    assert_one_line_error(result, "Model hash-test failed", "broke on purpose")
+    one_line_error(result, "Model hash-test failed", "broke on purpose")
     assert count(seeded) == 2
 
 

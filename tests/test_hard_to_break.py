@@ -14,6 +14,7 @@ import sys
 import threading
 
 import pytest
+from checks import one_line_error
 
 import vibes
 
@@ -43,16 +44,6 @@ def collection_names(db_path):
 
 def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-
-
-def one_line_error(result, *fragments):
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("Error")]
-    assert len(lines) == 1, result.output
-    for fragment in fragments:
-        assert fragment in lines[0], result.output
-    return lines[0]
 
 
 # -- pruning ------------------------------------------------------------------------------

@@ -10,21 +10,11 @@ import sqlite3
 
 import numpy as np
 import pytest
+from checks import one_line_error
 
 import vibes
 from vibes.config import SettingsError, settings_path
 from vibes.models.registrations import SettingsWarning
-
-
-def one_line_error(result, *fragments, code=1):
-    """A CliRunner result that failed with one line on stderr and no traceback."""
-    assert result.exit_code == code, (result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture
