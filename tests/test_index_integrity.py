@@ -6,7 +6,10 @@ one line, and never costs a write."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,17 +47,22 @@ def prepared(collection, item_id: str) -> np.ndarray:
     return ExactIndex.prepare(vector, collection.distance)[0]
 
 
-def scribble(collection, first: str, count: int, seed: int = 1) -> None:
+def scribble(collection, first: str, count: int, seed: int = 1, *, rot: bool = True) -> None:
     """Overwrite ``count`` vectors' worth of the index file with garbage, from where the
     file holds item ``first``'s vector: the body, never usearch's headers, so the file
-    still opens."""
+    still opens. With ``rot`` (the default), the file keeps its modification time, as
+    after damage on the disk itself: its seal's quick check passes, and the damage must
+    be caught by what the file answers. Without it, the seal catches it at once."""
     file = index_file(collection)
+    before = file.stat()
     data = bytearray(file.read_bytes())
     start = bytes(data).find(prepared(collection, first).tobytes())
     assert start > 0  # the file holds the vector as stored (float32)
     end = start + count * DIMENSIONS * 4
     data[start:end] = np.random.default_rng(seed).integers(0, 256, end - start, np.uint8).tobytes()
     file.write_bytes(bytes(data))
+    if rot:
+        os.utime(file, ns=(before.st_atime_ns, before.st_mtime_ns))
 
 
 def answered_by(collection, monkeypatch) -> list[str]:
@@ -160,8 +168,8 @@ def test_a_file_of_another_collection_gives_items_that_are_not_this_ones(
     )
     conn = sqlite3.connect(db_path)
     conn.execute(  # second's record now names first's file: same size, model, dimensions
-        "update vibes_indexes set file = (select file from vibes_indexes where collection_id = ?)"
-        " where collection_id = ?",
+        "update vibes_indexes set (file, seal) = "
+        "(select file, seal from vibes_indexes where collection_id = ?) where collection_id = ?",
         (first.id, second.id),
     )
     conn.commit()
@@ -179,6 +187,48 @@ def test_status_checks_the_file_before_calling_it_usable(db_path, test_plugin, s
     problem = collection.index_status()["problem"]
     assert problem is not None and problem.startswith("file is damaged")
     assert collection.index_state().kind == manager.DAMAGED_KIND
+
+
+def test_a_file_written_into_is_caught_by_its_seal_before_usearch_reads_it(indexed, monkeypatch):
+    collection, vectors = indexed
+    scribble(collection, "v0000", 50, rot=False)
+    opened = []
+    monkeypatch.setattr(HNSWIndex, "open", lambda *args, **kw: opened.append(args))
+    with pytest.warns(manager.IndexWarning, match="checksum differs"):
+        results = collection.search(vectors[5], 5)
+    assert opened == []  # usearch never saw the file
+    assert [m.id for m in results] == exact_ids(collection, vectors[5], 5)
+    assert collection.index_state().kind == manager.DAMAGED_KIND
+
+
+def test_garbage_in_the_graph_links_never_crashes_a_search(indexed, db_path):
+    """Random bytes near the end of the file (where usearch keeps the graph's links) could
+    crash its native search; the seal stops the file from being used at all. Run in a
+    process of its own, so that a crash shows as one instead of killing the tests."""
+    collection, _ = indexed
+    file = index_file(collection)
+    data = bytearray(file.read_bytes())
+    noise = np.random.default_rng(7).integers(0, 256, 4096, np.uint8).tobytes()
+    data[-8192:-4096] = noise
+    file.write_bytes(bytes(data))
+    script = (
+        "import sys, vibes; c = vibes.Database(sys.argv[1]).collection('c');"
+        "print(len(c.search(c.vector('v0003'), 10)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script, db_path], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "10"
+
+
+def test_a_copied_file_with_a_new_time_but_the_same_bytes_is_trusted(indexed):
+    collection, vectors = indexed
+    file = index_file(collection)
+    file.write_bytes(file.read_bytes())  # same bytes, new modification time (like `cp`)
+    results = collection.search(vectors[5], 5)
+    assert results.warnings == []
+    assert collection.index_state().kind == "hnsw"
 
 
 def test_status_notices_a_graph_whose_links_lead_astray(indexed, monkeypatch):
@@ -213,10 +263,11 @@ def test_a_truncated_file_is_never_used(indexed, run, db_path):
     file.write_bytes(file.read_bytes()[:-100])  # the end of the graph is gone
     status = run(["index", "c", "-d", db_path])
     assert json.loads(status.stdout)["usable"] is False
-    assert "cannot be read" in status.stderr and "--rebuild" in status.stderr
+    # Its seal records the size it was saved with: usearch never reads it.
+    assert "bytes, not the" in status.stderr and "--rebuild" in status.stderr
     result = run(["similar", "c", "v0003", "-n", "5", "-d", db_path])
     exact = run(["similar", "c", "v0003", "-n", "5", "--exact", "-d", db_path])
-    assert lines(result.stdout) == lines(exact.stdout) and "cannot be read" in result.stderr
+    assert lines(result.stdout) == lines(exact.stdout) and "file is damaged" in result.stderr
     assert json.loads(run(["index", "c", "--rebuild", "-d", db_path]).stdout)["usable"]
     assert run(["similar", "c", "v0003", "-n", "5", "-d", db_path]).stderr == ""
 

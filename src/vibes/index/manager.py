@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import VibesError
 from ..store.base import Candidates, CollectionRecord, IndexState, Store
 from .hnsw import HNSWParams
+from .seal import check_seal, make_seal
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,7 +72,8 @@ OFF_KIND = "off"
 #: An index file found to give wrong items or scores: never searched again, rebuilt by
 #: the next write or ``vibes index --rebuild``.
 DAMAGED_KIND = "damaged"
-DAMAGED = "file is damaged (it gave items or scores that the stored vectors do not)"
+#: What a file recorded as damaged (by this process or another) is said to be.
+DAMAGED = "file is damaged (found so by a search or a check; it is no longer used)"
 #: This manager's name among the readers of the change log.
 LOG_CONSUMER = "index"
 
@@ -255,9 +257,18 @@ class IndexManager:
                 directory = self.directory
                 assert directory is not None and state.file is not None
                 try:
+                    # Checked before the native library maps the file: damaged links
+                    # can crash it, which nothing afterwards could catch.
+                    broken = check_seal(directory / state.file, state.seal)
+                    if broken is not None:
+                        problem = f"file is damaged ({broken})"
+                        self._mark_damaged(state, problem)
+                        return None, problem
                     hnsw = HNSWIndex.open(directory / state.file, target.distance)
                     if len(hnsw) != state.size or hnsw.dimensions != state.dimensions:
                         problem = "file does not match its record (corrupt or replaced)"
+                except OSError as error:
+                    problem = f"file cannot be read ({error.strerror or error})"
                 except Exception as error:  # usearch raises several kinds on damaged files
                     problem = f"file cannot be read ({type(error).__name__}: {error})"
             if problem is not None or hnsw is None:
@@ -585,6 +596,7 @@ class IndexManager:
         try:
             hnsw.save(temporary)
             os.replace(temporary, directory / name)
+            seal = make_seal(directory / name)
         except (OSError, RuntimeError) as error:  # usearch raises RuntimeError on I/O
             _remove(temporary)
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
@@ -602,6 +614,7 @@ class IndexManager:
             target.distance,
             json.dumps(params.to_dict()),
             int(time.time()),
+            seal,
         )
         with self.store.transaction() as tx:
             saved = self.store.save_index_state(tx, state, old.file if old else None)

@@ -151,6 +151,8 @@ class IndexState:
     distance: str | None
     params: str | None  # JSON
     built: int | None
+    #: The file's seal when it was saved: "size:mtime_ns:crc32" (see index/seal.py).
+    seal: str | None = None
 
 
 @dataclass

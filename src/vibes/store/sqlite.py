@@ -257,6 +257,13 @@ CREATE TRIGGER "vibes_embeddings_delete_source" AFTER DELETE ON "embeddings" BEG
 END""",
         ),
     ),
+    (
+        # An index file's seal (size, modification time, CRC-32) recorded when it is saved:
+        # a file changed since is checked before the native library reads its graph, which
+        # can crash on damaged links.
+        "m006_index_seal",
+        ('ALTER TABLE "vibes_indexes" ADD COLUMN "seal" TEXT',),
+    ),
 )
 
 # SQLite's limit on bound parameters is 32766 in modern builds, 999 in old ones.
@@ -1041,7 +1048,7 @@ class SQLiteStore(Store):
     def index_state(self, collection_id: int) -> IndexState | None:
         row = self.conn.execute(
             "SELECT collection_id, kind, file, seq, size, dimensions, model, distance, params, "
-            "built FROM vibes_indexes WHERE collection_id = ?",
+            "built, seal FROM vibes_indexes WHERE collection_id = ?",
             (collection_id,),
         ).fetchone()
         return IndexState(*row) if row else None
@@ -1055,7 +1062,8 @@ class SQLiteStore(Store):
             return False
         conn.execute(
             "INSERT OR REPLACE INTO vibes_indexes (collection_id, kind, file, seq, size, "
-            "dimensions, model, distance, params, built) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "dimensions, model, distance, params, built, seal) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 state.collection_id,
                 state.kind,
@@ -1067,6 +1075,7 @@ class SQLiteStore(Store):
                 state.distance,
                 state.params,
                 state.built,
+                state.seal,
             ),
         )
         return True
