@@ -216,7 +216,7 @@ def test_token_windows_never_exceed_what_the_model_reads(minilm):
 @pytest.mark.parametrize(
     "name, options, message",
     [
-        ("nope", {}, "Unknown chunker: nope"),
+        ("nope", {}, "Unknown chunker: 'nope'"),
         ("lines", {"size": 3}, "Unknown option 'size' for chunker 'lines'"),
         ("paragraphs", {"size": "big"}, "must be an integer, not 'big'"),
         ("paragraphs", {"size": 0}, "must be at least 1"),
@@ -381,7 +381,7 @@ def test_documents_without_chunks_are_counted_and_bad_combinations_refused(
     orphan = invoke(["embed-multi", "d", data, "--chunk-option", "size=3", "-d", db_path])
     assert orphan.exit_code == 2 and "--chunk-option needs --chunk" in orphan.output
     unknown = invoke(["embed-multi", "d", data, "--chunk", "nope", "-d", db_path])
-    assert unknown.exit_code == 1 and "Unknown chunker: nope" in unknown.output
+    assert unknown.exit_code == 1 and "Unknown chunker: 'nope'" in unknown.output
     assert vibes.Database(db_path).collection("d").count() == 3
 
 

@@ -46,11 +46,16 @@ def batches_of_distinct_ids(items: Iterable[Item], size: int) -> Iterator[list[I
     batch: list[Item] = []
     ids: set[str] = set()
     for item in items:
-        if len(batch) >= size or item.id in ids:
+        if item.id in ids:
             yield batch
             batch, ids = [], set()
         batch.append(item)
         ids.add(item.id)
+        # Yielded as soon as it is full, not when the next item arrives: input that fails
+        # after a full batch must not cost that batch.
+        if len(batch) >= size:
+            yield batch
+            batch, ids = [], set()
     if batch:
         yield batch
 
@@ -283,7 +288,7 @@ class Writer:
         vectors: dict[str, np.ndarray] = {}
         given = [item for item in pending if item.vector is not None]
         if given:
-            array = np.asarray([item.vector for item in given], dtype=np.float32)
+            array = _given_vectors(given)
             self._check(array, [item.id for item in given], "Given")
             vectors.update(zip((item.id for item in given), array))
         to_embed = [item for item in pending if item.vector is None]
@@ -476,6 +481,28 @@ class Writer:
             # Items deleted by llm or SQL leave no row for the trigger to clear their source.
             self.store.set_sources(tx, collection_id, dict.fromkeys(plain))
         return deleted
+
+
+def _given_vectors(items: list[Item]) -> np.ndarray:
+    """The vectors given with items as one float32 array; a value too large for float32
+    becomes infinity (refused by check_vectors) without numpy printing a warning."""
+    import numpy as np
+
+    lengths = {len(item.vector) for item in items if item.vector is not None}
+    if len(lengths) > 1:
+        raise VibesError(f"Given vectors differ in length ({', '.join(map(str, sorted(lengths)))})")
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.asarray([item.vector for item in items], dtype=np.float32)
+    except (TypeError, ValueError):
+        bad = next(i.id for i in items if not _all_numbers(i.vector))
+        raise VibesError(
+            f"Given vector for item {bad!r} holds values that are not numbers"
+        ) from None
+
+
+def _all_numbers(values: Any) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values or ())
 
 
 def check_same_collection(found: CollectionRecord, wanted: CollectionRecord) -> CollectionRecord:

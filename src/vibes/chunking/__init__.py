@@ -44,7 +44,7 @@ def get_chunker(name: str) -> Chunker:
     try:
         return registered_chunkers()[name]
     except KeyError:
-        raise VibesError(f"Unknown chunker: {name} (run 'vibes chunkers' to list them)") from None
+        raise VibesError(f"Unknown chunker: {name!r} (run 'vibes chunkers' to list them)") from None
 
 
 def chunk(text: str, name: str = "paragraphs", *, model: Any = None, **options: Any) -> list[Chunk]:

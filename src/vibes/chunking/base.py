@@ -123,13 +123,23 @@ class Chunker:
         settings = self.settings(options)
         line_starts = line_offsets(text)
         chunks: list[Chunk] = []
-        for chunk in self.split(text, settings, model):
-            if not chunk.text.strip():
-                continue
-            chunk.index = len(chunks)
-            chunk.start_line = bisect.bisect_right(line_starts, chunk.start)
-            chunk.end_line = bisect.bisect_right(line_starts, max(chunk.start, chunk.end - 1))
-            chunks.append(chunk)
+        try:
+            for chunk in self.split(text, settings, model):
+                if not chunk.text.strip():
+                    continue
+                chunk.index = len(chunks)
+                chunk.start_line = bisect.bisect_right(line_starts, chunk.start)
+                chunk.end_line = bisect.bisect_right(line_starts, max(chunk.start, chunk.end - 1))
+                chunks.append(chunk)
+        except VibesError:
+            raise
+        except Exception as error:
+            # A chunker (a plugin's, say) that breaks on some text or option is reported
+            # in one line, as a failing model is, not as a traceback.
+            detail = " ".join(str(error).split())
+            raise VibesError(
+                f"Chunker {self.name!r} failed: {type(error).__name__}: {detail}"
+            ) from None
         return chunks
 
     def describe(self) -> dict[str, Any]:

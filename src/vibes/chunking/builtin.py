@@ -83,6 +83,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 def _windows(count: int, size: int, overlap: int) -> Iterator[tuple[int, int]]:
     if overlap >= size:
         raise VibesError(f"The overlap ({overlap}) must be smaller than the size ({size})")
+    if count == 0:
+        return  # nothing to cut (an empty or blank text)
     step = size - overlap
     for first in range(0, max(count - overlap, 1), step):
         yield first, min(first + size, count)

@@ -24,9 +24,22 @@ class VibesGroup(click.Group):
         try:
             return super().invoke(ctx)
         except VibesError as error:  # storage errors included: backends map their own
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(one_line(str(error))) from None
+        except click.UsageError:
+            raise
+        except click.ClickException as error:
+            # A message that quotes the user's input (a path, a name) holding a newline
+            # must still be one line.
+            # (click types `message` as final; the exception keeps its class and exit code)
+            error.message = one_line(error.message)  # type: ignore[misc]
+            raise
         except KeyboardInterrupt:
             raise Interrupted("Interrupted") from None
+
+
+def one_line(message: str) -> str:
+    """``message`` with any line breaks shown as ``\\n``, so that an error stays one line."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 @click.group(cls=VibesGroup)

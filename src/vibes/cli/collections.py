@@ -94,6 +94,8 @@ def collections_export(
       vibes collections export docs --vectors -o backup.jsonl
       vibes embed-multi docs-copy backup.jsonl --store
     """
+    if not output.strip():
+        raise click.UsageError("-o/--output needs a file name (or - for stdout)")
     target = open_database(database).collection(name, create=False)
     if output == "-":
         try:

@@ -198,7 +198,15 @@ def keys_set(name: str, value: str | None) -> None:
         if sys.stdin.isatty():
             value = click.prompt(f"Key for {name}", hide_input=True)
         else:
-            value = sys.stdin.readline()
+            line = sys.stdin.buffer.readline()
+            try:
+                value = line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise click.ClickException("The key on stdin is not valid UTF-8 text") from None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise click.ClickException("The key is not valid UTF-8 text") from None
     set_key(name, value)
 
 

@@ -133,7 +133,7 @@ def read_content(content: str | None, input_path: str | None, binary: bool) -> s
             with open(input_path, "rb") as file:
                 data = file.read()
         except OSError as error:
-            raise click.ClickException(f"Cannot read {input_path}: {error.strerror}") from None
+            raise click.ClickException(f"Cannot read {input_path!r}: {error.strerror}") from None
         value = data if binary else _decode(data, input_path)
     else:
         if input_path is None and sys.stdin.isatty():

@@ -36,7 +36,7 @@ def _matches(directory: str, pattern: str) -> Iterator[tuple[Path, Path]]:
         raise InputError(f"Not a directory: {directory}")
     try:
         found = sorted(root.glob(pattern))
-    except (ValueError, NotImplementedError) as error:
+    except (ValueError, NotImplementedError, IndexError) as error:  # '.', '', '/x'...
         raise InputError(f"--files pattern {pattern!r} is not a valid glob: {error}") from None
     except OSError as error:
         raise InputError(f"Cannot list {directory}: {error.strerror or error}") from None

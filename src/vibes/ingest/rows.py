@@ -5,6 +5,7 @@ A row is a ``(location, values)`` pair: ``location`` ("data.csv line 7") names i
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -54,13 +55,18 @@ def read_rows(
         format = detect_format(buffered.peek(65536)[:65536], name)
     if format not in FORMATS:
         raise InputError(f"Unknown format {format!r}: use one of {', '.join(FORMATS)}")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InputError(f"Unknown encoding: {encoding!r}") from None
     text = io.TextIOWrapper(buffered, encoding=encoding, newline="")
     readers = {"csv": _read_csv, "tsv": _read_csv, "json": _read_json, "nl": _read_nl}
     reader = readers[format](text, name, "\t" if format == "tsv" else ",")
     try:
         yield from reader
-    except UnicodeDecodeError as error:
-        raise InputError(f"{name}: not valid {encoding} text ({error.reason})") from None
+    except UnicodeError as error:  # UnicodeDecodeError, and UTF-16's missing byte order mark
+        reason = error.reason if isinstance(error, UnicodeDecodeError) else error
+        raise InputError(f"{name}: not valid {encoding} text ({reason})") from None
 
 
 def _read_csv(text: IO[str], name: str, delimiter: str) -> Iterator[Row]:
@@ -145,6 +151,14 @@ def _as_text(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        # A BLOB from --sql: text stored as bytes is read as text; anything else is not.
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(
+                "A column holds binary data, not text: leave it out with --content-column"
+            ) from None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     return json.dumps(value, ensure_ascii=False)

@@ -342,7 +342,15 @@ def register(
         if not path_or_name:
             raise VibesError("Give a model directory (or name), or --api URL")
         path = Path(path_or_name).expanduser()
-        if path.exists():
+        try:
+            exists = path.exists()
+        except OSError as error:  # a name too long for a path, say
+            raise VibesError(
+                f"Not a model directory or name: {path_or_name[:60]!r}... ({error.strerror})"
+            ) from None
+        if not exists and path_or_name.startswith(("/", ".", "~")):
+            raise VibesError(f"No model directory at {path_or_name!r}")
+        if exists:
             if not path.is_dir():
                 raise VibesError(f"Not a model directory: {path_or_name}")
             path = path.resolve()

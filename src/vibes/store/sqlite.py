@@ -838,8 +838,12 @@ class SQLiteStore(Store):
         return int(count)
 
     def document_ids(self, collection_id: int) -> list[str]:
+        # With the documents whose chunks a failed or killed run began to write: their
+        # record comes with their last chunk, yet they must be deletable and prunable.
         rows = self.conn.execute(
-            "SELECT document_id FROM vibes_documents WHERE collection_id = ?", (collection_id,)
+            "SELECT document_id FROM vibes_documents WHERE collection_id = ? "
+            "UNION SELECT document_id FROM vibes_chunks WHERE collection_id = ?",
+            (collection_id, collection_id),
         )
         return [row[0] for row in rows]
 
@@ -1099,6 +1103,9 @@ class SQLiteStore(Store):
         except sqlite3.Error as error:
             conn.close()
             raise InputError(f"SQL query failed: {error}") from None
+        except UnicodeEncodeError:
+            conn.close()
+            raise InputError("The SQL query holds bytes that are not valid UTF-8") from None
         except BaseException:
             conn.close()
             raise
@@ -1108,8 +1115,8 @@ class SQLiteStore(Store):
         columns = [column[0] for column in cursor.description]
         try:
             (count,) = conn.execute(f"SELECT count(*) FROM ({query})").fetchone()
-        except sqlite3.Error:
-            count = None
+        except (sqlite3.Error, sqlite3.Warning):
+            count = None  # (a query ending in ';' or a comment cannot be wrapped)
 
         def rows() -> Iterator[dict[str, Any]]:
             try:
@@ -1133,6 +1140,14 @@ def _guarded(method: Callable[..., _T]) -> Callable[..., _T]:
                 return method(self, *args, **kwargs)
             except sqlite3.Error as error:
                 raise StorageError(_describe(error, "Database error")) from None
+            except UnicodeEncodeError:
+                # Text holding lone surrogates (undecodable bytes in a shell argument).
+                raise InputError(
+                    "Text given holds bytes that are not valid UTF-8; it cannot be stored "
+                    "or searched for"
+                ) from None
+            except OverflowError as error:
+                raise InputError(f"A number is too large for the database: {error}") from None
 
     return guarded
 

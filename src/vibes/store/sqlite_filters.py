@@ -23,6 +23,13 @@ def json_path(key: tuple[str, ...]) -> str:
     return "$" + "".join('."' + part.replace('"', '\\"') + '"' for part in key)
 
 
+def _number(value: int | float) -> int | float:
+    # SQLite integers are 64-bit; a larger one compares as the float it is close to.
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return float(value)
+    return value
+
+
 def _equals(path: str, value: Any, params: list[Any]) -> str:
     if value is None:
         params.append(path)
@@ -34,6 +41,7 @@ def _equals(path: str, value: Any, params: list[Any]) -> str:
         # The number itself, or a number stored as text (CSV metadata is all text) whose
         # value is the same: "3.50" matches 3.5.
         numeric = _NUMERIC_TEXT.format(p="?")
+        value = _number(value)
         params.extend([path, value, path, path, path, path, value])
         return (
             f"json_extract(metadata, ?) = ? OR "
@@ -58,7 +66,7 @@ def _compare(condition: Compare, params: list[Any]) -> str:
         raise FilterError(f"Unknown filter operator {operator!r}")
     if is_number(value):
         numeric = _NUMERIC_TEXT.format(p="?")
-        params.extend([path, path, path, path, path, value])
+        params.extend([path, path, path, path, path, _number(value)])
         return (
             f"(json_type(metadata, ?) IN ('integer', 'real') OR {numeric}) "
             f"AND CAST(json_extract(metadata, ?) AS REAL) {operator} ?"
