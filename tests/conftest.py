@@ -24,7 +24,14 @@ def isolated_home(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("VIBES_HOME", str(home))
     monkeypatch.setenv("LLM_USER_PATH", str(tmp_path / "llm-home"))
-    for name in ("VIBES_DB", "VIBES_MODEL", "VIBES_TEST_DELAY", "VIBES_TEST_LOG"):
+    for name in (
+        "VIBES_DB",
+        "VIBES_MODEL",
+        "VIBES_TEST_DELAY",
+        "VIBES_TEST_LOG",
+        "LLM_EMBEDDINGS_DB",
+        "LLM_EMBEDDING_MODEL",
+    ):
         monkeypatch.delenv(name, raising=False)
     return home
 

@@ -269,7 +269,9 @@ def check_result(argv: list[str], result) -> None:
     else:
         assert not errors, "exit 0 with an error" + describe(argv, result)
         human = {"--table", "--plain", "-p", "--help", "--version"} & set(argv)
-        if argv and argv[0] in JSON_LINES_COMMANDS and not human and "keys" not in argv:
+        llm_shaped = argv[:1] == ["collections"] and "--nl" not in argv
+        listing = argv and argv[0] in JSON_LINES_COMMANDS and "keys" not in argv
+        if listing and not human and not llm_shaped:
             if argv[:2] != ["models", "default"]:
                 for line in result.stdout.split("\n")[:-1]:
                     try:

@@ -122,3 +122,71 @@ def test_cached_matrix_sees_writes_from_this_and_other_connections(db_path, test
 def test_empty_collection_returns_nothing(db_path, test_plugin):
     collection = vibes.Database(db_path).collection("empty", model="hash")
     assert collection.similar("anything") == []
+
+
+@pytest.fixture
+def pets(db_path, test_plugin):
+    collection = vibes.Database(db_path).collection("docs", model="hash")
+    collection.embed_multi(
+        [
+            ("cat", "cats purr softly\nand sleep", {"kind": "pet"}),
+            ("car", "cars need fuel", None),
+        ],
+        store=True,
+    )
+    return db_path
+
+
+def test_plain_is_what_llm_prints(invoke, pets):
+    result = invoke(["similar", "docs", "-c", "cats purr", "-p", "-d", pets])
+    found = vibes.Database(pets).collection("docs").similar("cats purr")
+    # The id and the score as Python prints it, a blank line, the content and metadata
+    # indented, a blank line: `llm similar --plain`.
+    assert result.output == (
+        f'cat ({found[0].score})\n\n  cats purr softly\n  and sleep\n  {{"kind": "pet"}}\n\n'
+        f"car ({found[1].score})\n\n  cars need fuel\n\n"
+    )
+
+
+def test_table(invoke, pets):
+    result = invoke(["similar", "docs", "-c", "cats purr", "--table", "-d", pets])
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["id", "score", "content", "metadata"]
+    # One line a result: the content's lines joined, the metadata as JSON.
+    assert lines[2].startswith("cat ") and lines[2].endswith(
+        'cats purr softly and sleep  {"kind": "pet"}'
+    )
+    assert lines[3].startswith("car ") and lines[3].endswith("cars need fuel")
+    assert float(lines[2].split()[1]) > float(lines[3].split()[1])
+    both = invoke(["similar", "docs", "-c", "x", "--table", "--plain", "-d", pets])
+    assert both.exit_code == 2 and "Give --plain or --table, not both" in both.stderr
+
+
+def test_plain_and_table_keep_chunks_and_their_context(invoke, db_path, test_plugin):
+    text = "first line here\nsecond line about cats\nthird line here\nfourth line"
+    vibes.Database(db_path).collection("notes", model="hash").embed_multi(
+        [("doc.txt", text)], chunk="lines", store=True
+    )
+    args = ["similar", "notes", "-c", "about cats", "-n", "1", "-d", db_path]
+    plain = invoke([*args, "--context", "1", "--plain"]).output
+    header, blank, *body = plain.splitlines()
+    assert header.startswith("doc.txt#2 (") and blank == ""
+    assert body == [
+        "  doc.txt#1, lines 1-1:",
+        "    first line here",
+        "  doc.txt#2, lines 2-2 (this match):",
+        "    second line about cats",
+        "  doc.txt#3, lines 3-3:",
+        "    third line here",
+        "",
+    ]
+    without = invoke([*args, "--plain"]).output.splitlines()
+    assert without[2:] == ["  second line about cats", ""]
+    table = invoke([*args, "--table"]).output.splitlines()
+    assert table[0].split() == ["id", "score", "lines", "content", "metadata"]
+    assert table[2].split()[0] == "doc.txt#2" and table[2].split()[2] == "2-2"
+    documents = invoke([*args, "--documents", "--table"]).output.splitlines()
+    assert documents[0].split() == ["id", "score", "chunks", "metadata"]
+    assert (
+        documents[2].split()[0] == "doc.txt" and documents[2].split()[2].rstrip(",") == "doc.txt#2"
+    )

@@ -20,6 +20,21 @@ class Interrupted(click.ClickException):
 class VibesGroup(click.Group):
     """Turns the errors a user can fix into one line on stderr, never a traceback."""
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if (
+            name
+            and not name.startswith("-")
+            and self.get_command(ctx, name) is None
+            and not ctx.resilient_parsing
+        ):
+            from .options import no_such_command
+
+            no_such_command(ctx, name, self.list_commands(ctx))
+        return super().resolve_command(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

@@ -1,4 +1,4 @@
-"""``vibes collections``: list, delete and export collections."""
+"""``vibes collections``: list, delete and export collections; ``path``."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from . import cli
 from .options import (
     DefaultGroup,
     database_option,
+    default_database,
     emit_json_lines,
     emit_table,
     open_database,
-    table_option,
 )
 
 if TYPE_CHECKING:
@@ -31,21 +31,52 @@ def collections() -> None:
 
 
 @collections.command(name="list")
-@table_option
+@click.option("json_", "--json", is_flag=True, help="A JSON array, as 'llm collections --json'")
+@click.option(
+    "--nl", is_flag=True, help="JSON lines: name, model, count and dimensions of each collection"
+)
+@click.option("--table", is_flag=True, help="An aligned table of the same")
 @database_option
-def collections_list(table: bool, database: str | None) -> None:
-    """List collections with their model, item count and dimensions.
+def collections_list(json_: bool, nl: bool, table: bool, database: str | None) -> None:
+    """List collections with their model and item count.
+
+    As 'llm collections list' prints them; --nl (JSON lines) and --table add each
+    collection's dimensions.
 
     \b
     Examples:
       vibes collections
+      vibes collections --json
+      vibes collections --nl | jq .dimensions
       vibes collections --table
     """
-    rows = [info.to_dict() for info in open_database(database).collections()]
-    if table:
-        emit_table(rows, ["name", "model", "count", "dimensions"])
+    if json_ + nl + table > 1:
+        raise click.UsageError("Give one of --json, --nl and --table")
+    infos = open_database(database).collections()
+    if nl:
+        emit_json_lines(info.to_dict() for info in infos)
+    elif table:
+        emit_table([info.to_dict() for info in infos], ["name", "model", "count", "dimensions"])
+    elif json_:
+        rows = [
+            {"name": info.name, "model": info.model, "num_embeddings": info.count} for info in infos
+        ]
+        click.echo(json.dumps(rows, indent=4))
     else:
-        emit_json_lines(rows)
+        for info in infos:
+            click.echo(f"{info.name}: {info.model}")
+            click.echo(f"  {info.count} embedding{'' if info.count == 1 else 's'}")
+
+
+@collections.command(name="path")
+def collections_path() -> None:
+    """Print the path of the default database, as 'vibes path' does.
+
+    \b
+    Example:
+      vibes collections path
+    """
+    click.echo(default_database())
 
 
 @collections.command(name="delete")
@@ -83,10 +114,10 @@ def collections_delete(name: str, database: str | None) -> None:
 def collections_export(
     name: str, format_: str, vectors: bool, output: str, database: str | None
 ) -> None:
-    """Write a collection's items (id, content, metadata) for 'embed-multi' to read back.
+    """Write a collection's items for 'embed-multi' to read back.
 
-    With --vectors, each item's vector goes too, and embed-multi stores it as is instead
-    of embedding the content again.
+    Each item's id, content and metadata; with --vectors, its vector too, which
+    embed-multi stores as is instead of embedding the content again.
 
     \b
     Examples:

@@ -27,7 +27,9 @@ def index(
     expansion_search: int | None,
     database: str | None,
 ) -> None:
-    """Show the approximate index of COLLECTION (kind, size, parameters, staleness).
+    """Show, rebuild or drop the approximate index of COLLECTION.
+
+    Prints its kind, size, parameters and staleness as JSON.
 
     Collections get an index automatically once they hold $VIBES_INDEX_MIN_ITEMS items
     (default 20,000); it is kept in step with every write and bypassed when unusable.

@@ -1,19 +1,25 @@
-"""``vibes models``, ``vibes path`` and ``vibes plugins``."""
+"""``vibes models`` (and llm's ``embed-models``), ``vibes keys``, ``vibes path`` and
+``vibes plugins``."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..config import default_database_path
 from . import cli
-from .options import DefaultGroup, emit_json_lines, emit_table, table_option
+from .options import DefaultGroup, default_database, emit_json_lines, emit_table, table_option
+
+if TYPE_CHECKING:
+    from ..models import EmbeddingModel
 
 
 @cli.group(cls=DefaultGroup, default_command="list")
 def models() -> None:
-    """List embedding models and choose the default (default: list)."""
+    """List, register and choose embedding models (default: list)."""
 
 
 @models.command(name="list")
@@ -39,7 +45,7 @@ def models_list(table: bool) -> None:
     rows = [
         {
             "id": entry.model.model_id,
-            "dimensions": entry.model.dimensions,
+            "dimensions": known_dimensions(entry.model),
             "aliases": list(entry.aliases),
             "default": entry.model.model_id == default,
         }
@@ -136,9 +142,87 @@ def models_unregister(alias: str) -> None:
     unregister(alias)
 
 
+def known_dimensions(model: EmbeddingModel) -> int | None:
+    """The length of the model's vectors when known without loading it: as registered, else
+    read from the configuration files of a local sentence-transformers or CLIP directory."""
+    if model.dimensions is not None:
+        return model.dimensions
+    from ..models.clip import CLIPModel
+    from ..models.sentence_transformers import SentenceTransformerModel
+
+    try:
+        if isinstance(model, SentenceTransformerModel):
+            return _sentence_transformer_dimensions(model.path)
+        if isinstance(model, CLIPModel):
+            projection = _json_file(model.path / "config.json").get("projection_dim")
+            return projection if _positive(projection) else None
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass  # unreadable or unexpected files: the dimensions stay unknown
+    return None
+
+
+def _json_file(path: Path) -> Any:
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
+def _positive(value: Any) -> bool:
+    return type(value) is int and value > 0
+
+
+#: The pooling modes of a sentence-transformers Pooling module, as saved by releases before
+#: and after 6 (``pooling_mode_mean_tokens: true`` or ``pooling_mode: "mean"``): each one
+#: in use adds ``embedding_dimension`` numbers to the vector.
+_POOLING_FLAGS = (
+    "pooling_mode_cls_token",
+    "pooling_mode_max_tokens",
+    "pooling_mode_mean_tokens",
+    "pooling_mode_mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens",
+    "pooling_mode_lasttoken",
+)
+#: Modules that leave the vector's length as it is.
+_SAME_LENGTH = ("Normalize", "Dropout", "LayerNorm")
+
+
+def _sentence_transformer_dimensions(path: Path) -> int | None:
+    """Follow the modules of a saved sentence-transformers model: the last Pooling or Dense
+    module sets the length; any other module that is not known to keep it makes the
+    length unknown. A plain transformers directory gets mean pooling of its hidden size."""
+    if not path.is_dir():
+        return None  # a name in the Hugging Face cache: not worth a search here
+    modules_file = path / "modules.json"
+    if not modules_file.exists():
+        hidden = _json_file(path / "config.json").get("hidden_size")
+        return hidden if _positive(hidden) else None
+    length: int | None = None
+    for module in _json_file(modules_file):
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        directory = path / str(module.get("path", ""))
+        if kind == "Transformer" or kind in _SAME_LENGTH:
+            continue
+        if kind == "Pooling":
+            config = _json_file(directory / "config.json")
+            size = config.get("embedding_dimension", config.get("word_embedding_dimension"))
+            mode = config.get("pooling_mode")
+            if mode is None:
+                modes = sum(config.get(flag) is True for flag in _POOLING_FLAGS)
+            else:
+                modes = 1 if isinstance(mode, str) else len(mode)
+            length = size * modes if _positive(size) and modes else None
+        elif kind == "Dense":
+            features = _json_file(directory / "config.json").get("out_features")
+            length = features if _positive(features) else None
+        else:
+            return None
+    return length
+
+
 @models.command(name="default")
 @click.argument("model", required=False)
-@click.option("--remove", is_flag=True, help="Go back to the built-in default model")
+@click.option(
+    "--remove", "--remove-default", is_flag=True, help="Go back to the built-in default model"
+)
 def models_default(model: str | None, remove: bool) -> None:
     """Show the default model, or set it.
 
@@ -238,15 +322,109 @@ def keys_path() -> None:
     click.echo(path_of_keys())
 
 
+@cli.group(name="embed-models", cls=DefaultGroup, default_command="list")
+def embed_models() -> None:
+    """Models and the default, as llm prints them (default: list).
+
+    The same as 'llm embed-models'. 'vibes models' lists vibes' models as JSON lines,
+    with their dimensions.
+    """
+
+
+@embed_models.command(name="list")
+@click.option(
+    "queries",
+    "-q",
+    "--query",
+    multiple=True,
+    help="Only models whose name or aliases contain this text; repeatable (all must match)",
+)
+def embed_models_list(queries: tuple[str, ...]) -> None:
+    """List the embedding models and their aliases, as llm does.
+
+    One per line, as 'llm embed-models list' prints them: llm's models (when llm is
+    installed), then vibes' own.
+
+    \b
+    Examples:
+      vibes embed-models
+      vibes embed-models list -q 3-small
+    """
+    from ..models import registered_models
+
+    lines = list(_llm_model_lines())
+    listed = {model_id for model_id, _, _ in lines}
+    lines += [
+        (
+            entry.model.model_id,
+            f"{type(entry.model).__name__}: {entry.model.model_id}",
+            entry.aliases,
+        )
+        for entry in registered_models()
+        if entry.model.model_id not in listed
+    ]
+    for _, name, aliases in lines:
+        if all(_matches(query, name, aliases) for query in queries):
+            click.echo(name + (f" (aliases: {', '.join(aliases)})" if aliases else ""))
+
+
+def _matches(query: str, name: str, aliases: Iterable[str]) -> bool:
+    wanted = query.lower()
+    return any(wanted in text.lower() for text in (name, *aliases))
+
+
+def _llm_model_lines() -> Iterable[tuple[str, str, tuple[str, ...]]]:
+    """(model id, "Class: id", aliases) of each of llm's embedding models, in llm's order;
+    none when llm is not installed. A broken llm plugin is a warning, not an error."""
+    try:
+        import llm
+    except ImportError:
+        return []
+    try:
+        found = llm.get_embedding_models_with_aliases()
+    except Exception as error:  # a plugin of llm's failed: list vibes' own models anyway
+        first = (str(error).strip().splitlines() or [""])[0]
+        click.echo(f"Warning: llm's models could not be listed: {first}", err=True)
+        return []
+    return [(m.model.model_id, str(m.model), tuple(m.aliases)) for m in found]
+
+
+@embed_models.command(name="default")
+@click.argument("model", required=False)
+@click.option("--remove-default", is_flag=True, help="Go back to the built-in default model")
+def embed_models_default(model: str | None, remove_default: bool) -> None:
+    """Show the default embedding model, or set it.
+
+    The same default as 'vibes models default'.
+
+    \b
+    Examples:
+      vibes embed-models default
+      vibes embed-models default minilm
+      vibes embed-models default --remove-default
+    """
+    from ..models import default_model_id, set_default_model
+
+    if remove_default:  # as in llm, it wins over a MODEL given with it
+        set_default_model(None)
+    elif model:
+        set_default_model(model)
+    else:
+        click.echo(default_model_id())
+
+
 @cli.command()
 def path() -> None:
     """Print the path of the default database.
+
+    $VIBES_DB, else $LLM_EMBEDDINGS_DB, else embeddings.db in the user directory
+    ($VIBES_HOME moves it).
 
     \b
     Example:
       vibes path
     """
-    click.echo(default_database_path())
+    click.echo(default_database())
 
 
 @cli.command()
@@ -259,4 +437,7 @@ def plugins() -> None:
     """
     from ..plugins import list_plugins
 
-    emit_json_lines(list_plugins())
+    found = list_plugins()
+    if not found:
+        click.echo("No plugins installed", err=True)
+    emit_json_lines(found)

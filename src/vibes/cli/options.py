@@ -2,32 +2,70 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from .. import jsontext
 from ..database import Database
 
+#: Environment variables naming the database when ``-d`` is not given: vibes' own first,
+#: then llm's, so that a shell set up for ``llm`` works with ``vibes`` in its place.
+DATABASE_VARIABLES = ("VIBES_DB", "LLM_EMBEDDINGS_DB")
+#: Likewise for the model (``-m``).
+MODEL_VARIABLES = ("VIBES_MODEL", "LLM_EMBEDDING_MODEL")
+
 
 def database_option(function: Callable) -> Callable:
-    """``-d/--database``: a path, else ``$VIBES_DB``, else the default database."""
+    """``-d/--database``: a path, else ``$VIBES_DB``, else ``$LLM_EMBEDDINGS_DB``, else the
+    default database."""
     return click.option(
         "-d",
         "--database",
         type=click.Path(dir_okay=False, allow_dash=False),
-        envvar="VIBES_DB",
-        help="Database file (default: $VIBES_DB, else the one 'vibes path' prints)",
+        envvar=list(DATABASE_VARIABLES),
+        help="Database file (default: $VIBES_DB, else $LLM_EMBEDDINGS_DB, "
+        "else the one 'vibes path' prints)",
     )(function)
 
 
+def default_database() -> Path:
+    """The database a command uses without ``-d``: what ``vibes path`` prints."""
+    from ..config import default_database_path
+
+    for variable in DATABASE_VARIABLES:
+        value = os.environ.get(variable)
+        if value:
+            return Path(value)
+    return default_database_path()
+
+
 def model_option(function: Callable) -> Callable:
-    return click.option("-m", "--model", envvar="VIBES_MODEL", help="Embedding model id or alias")(
-        function
-    )
+    """``-m/--model``, else ``$VIBES_MODEL``, else ``$LLM_EMBEDDING_MODEL``.
+
+    A model from the environment is a default, not a request: commands that work on an
+    existing collection use the collection's own model instead (see
+    :func:`from_environment`), as llm does."""
+    return click.option(
+        "-m",
+        "--model",
+        envvar=list(MODEL_VARIABLES),
+        help="Embedding model id or alias (default: an existing collection's own, else "
+        "$VIBES_MODEL, else $LLM_EMBEDDING_MODEL, else 'vibes models default')",
+    )(function)
+
+
+def from_environment(parameter: str) -> bool:
+    """Whether the running command's ``parameter`` came from an environment variable."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source(parameter) is ParameterSource.ENVIRONMENT
 
 
 def key_option(function: Callable) -> Callable:
@@ -111,17 +149,58 @@ def parse_json_object(value: str | None, option: str) -> dict[str, Any] | None:
     return parsed
 
 
+def no_such_command(ctx: click.Context, name: str, commands: Iterable[str]) -> NoReturn:
+    """A usage error for a mistyped subcommand, naming the closest one (whatever click's
+    version: older ones suggest nothing)."""
+    close = difflib.get_close_matches(name, sorted(commands), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise click.UsageError(f"No such command {name!r}.{hint}", ctx)
+
+
 class DefaultGroup(click.Group):
-    """A group that runs its default subcommand when none is named (``vibes collections``)."""
+    """A group that runs its default subcommand when none is named (``vibes collections``,
+    ``vibes collections -d x.db``), as llm's groups do."""
 
     def __init__(self, *args: Any, default_command: str = "list", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.default_command = default_command
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+        first = args[0] if args else None
+        if first is None or (first not in self.commands and first not in ("--help", "-h")):
+            default = self.commands.get(self.default_command)
+            takes_arguments = default is not None and any(
+                isinstance(param, click.Argument) for param in default.params
+            )
+            if (
+                first is not None
+                and not first.startswith("-")
+                and not takes_arguments
+                and not ctx.resilient_parsing
+            ):
+                # Not an option of the default command, and it takes no arguments: a
+                # mistyped subcommand ("delte"), not something to hand it.
+                no_such_command(ctx, first, self.commands)
             args.insert(0, self.default_command)
         return super().parse_args(ctx, args)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # The group's own options, then those of the default subcommand (which run without
+        # naming it: `vibes collections --table`), then the subcommands.
+        click.Command.format_options(self, ctx, formatter)
+        default = self.commands.get(self.default_command)
+        if default is not None:
+            records = [
+                record
+                for param in default.params
+                if (record := param.get_help_record(ctx)) is not None
+            ]
+            if records:
+                with formatter.section(
+                    f"Options of '{self.default_command}' (run when no command is named)"
+                ):
+                    formatter.write_dl(records)
+        self.format_commands(ctx, formatter)
 
 
 def read_content(content: str | None, input_path: str | None, binary: bool) -> str | bytes:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,11 +14,16 @@ from .options import (
     apply_key,
     database_option,
     emit_json_lines,
+    emit_table,
+    from_environment,
     key_option,
     model_option,
     open_database,
     read_content,
 )
+
+if TYPE_CHECKING:
+    from ..items import DocumentMatch, Match
 
 
 @cli.command()
@@ -51,6 +58,7 @@ from .options import (
     "--context", type=click.IntRange(min=0), default=0, help="Add N neighbouring chunks per hit"
 )
 @click.option("-p", "--plain", is_flag=True, help="Readable text instead of JSON lines")
+@click.option("--table", is_flag=True, help="An aligned table instead of JSON lines")
 @model_option
 @key_option
 @database_option
@@ -70,19 +78,22 @@ def similar(
     document_score: str,
     context: int,
     plain: bool,
+    table: bool,
     model: str | None,
     key: str | None,
     database: str | None,
 ) -> None:
-    """Print the items of COLLECTION most similar to ID, or to -c TEXT / -i FILE.
+    """Items of COLLECTION most similar to ID, -c TEXT or -i FILE.
 
-    One JSON object per line, best first: {"id", "score", "content", "metadata"}.
+    One JSON object per line, best first: {"id", "score", "content", "metadata"}, as
+    'llm similar' prints them; --plain prints them as 'llm similar --plain' does.
 
     \b
     Examples:
       vibes similar docs -c 'sqlite backup tools' | jq .id
       vibes similar docs README.md -n 3
       vibes similar docs -i question.txt --plain
+      vibes similar docs -c 'backups' --table
       vibes similar docs -c 'backups' --filter 'year>=2020' --filter 'lang in en,fr'
       vibes similar docs -c 'backups' --where "content like '%sqlite%'" --min-score 0.3
       vibes similar docs -c 'install steps' --documents --context 1
@@ -91,6 +102,10 @@ def similar(
         raise click.BadParameter("must be at least 1", param_hint="'-n' / '--number'")
     if id and (content is not None or input_path):
         raise click.UsageError("Give an ID or -c/-i content, not both")
+    if plain and table:
+        raise click.UsageError("Give --plain or --table, not both")
+    if from_environment("model"):
+        model = None  # a default from $VIBES_MODEL / $LLM_EMBEDDING_MODEL: the collection's own
     from ..items import Query
 
     db = open_database(database)
@@ -113,22 +128,81 @@ def similar(
     )
     if documents:
         if plain:
-            for document in found:
-                click.echo(f"{document.id} ({document.score:.4f})")
-                for match in document.chunks:
-                    lines = f" lines {match.lines[0]}-{match.lines[1]}" if match.lines else ""
-                    click.echo(f"  {match.id} ({match.score:.4f}){lines}")
-                click.echo("")
+            _plain_documents(found)
+        elif table:
+            _documents_table(found)
         else:
             emit_json_lines(document.to_dict() for document in found)
-        return
-    if not plain:
+    elif plain:
+        _plain(found)
+    elif table:
+        _table(found)
+    else:
         emit_json_lines(result.to_dict() for result in found)
-        return
+
+
+def _plain(found: Sequence[Match]) -> None:
+    """What 'llm similar --plain' prints (the id and score, a blank line, the content and
+    metadata indented, a blank line), with --context's chunks in place of the content."""
     for result in found:
-        click.echo(f"{result.id} ({result.score:.4f})")
-        if result.content:
+        click.echo(f"{result.id} ({result.score})\n")
+        if result.context:
+            for chunk in result.context:
+                lines = chunk.get("lines") or [None, None]
+                where = f", lines {lines[0]}-{lines[1]}" if None not in lines else ""
+                mark = " (this match)" if chunk["id"] == result.id else ""
+                click.echo(f"  {chunk['id']}{where}{mark}:")
+                if chunk.get("content"):
+                    click.echo(textwrap.indent(chunk["content"], "    "))
+        elif result.content:
             click.echo(textwrap.indent(result.content, "  "))
         if result.metadata:
             click.echo(textwrap.indent(json.dumps(result.metadata), "  "))
         click.echo("")
+
+
+def _plain_documents(found: Sequence[DocumentMatch]) -> None:
+    for document in found:
+        click.echo(f"{document.id} ({document.score:.4f})")
+        for match in document.chunks:
+            lines = f" lines {match.lines[0]}-{match.lines[1]}" if match.lines else ""
+            click.echo(f"  {match.id} ({match.score:.4f}){lines}")
+        click.echo("")
+
+
+def _short(text: str | None, width: int = 60) -> str:
+    """One line of at most ``width`` characters."""
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
+
+
+def _table(found: Sequence[Match]) -> None:
+    rows: list[dict[str, Any]] = [
+        {
+            "id": result.id,
+            "score": f"{result.score:.4f}",
+            "content": _short(result.content),
+            "metadata": json.dumps(result.metadata, ensure_ascii=False) if result.metadata else "",
+            "lines": f"{result.lines[0]}-{result.lines[1]}" if result.lines else "",
+        }
+        for result in found
+    ]
+    columns = ["id", "score", "content", "metadata"]
+    if any(row["lines"] for row in rows):
+        columns.insert(2, "lines")
+    emit_table(rows, columns)
+
+
+def _documents_table(found: Sequence[DocumentMatch]) -> None:
+    rows = [
+        {
+            "id": document.id,
+            "score": f"{document.score:.4f}",
+            "chunks": ", ".join(match.id for match in document.chunks),
+            "metadata": json.dumps(document.metadata, ensure_ascii=False)
+            if document.metadata
+            else "",
+        }
+        for document in found
+    ]
+    emit_table(rows, ["id", "score", "chunks", "metadata"])
