@@ -71,12 +71,17 @@ def test_embed_stores_under_an_id_with_metadata(invoke, db_path, minilm):
         ),
         (["embed", "c", "1", "-c", "x", "--metadata", "[1]"], "must be a JSON object"),
         (["embed", "c", "1", "-c", "x", "--metadata", "{oops"], "not valid JSON"),
+        (["embed", "-c", "x", "-i", "note.txt"], "Give -c TEXT or -i FILE, not both"),
+        (["embed", "c", "1", "-c", "x", "-i", "-"], "Give -c TEXT or -i FILE, not both"),
     ],
 )
-def test_embed_usage_errors(invoke, db_path, args, message):
-    result = invoke(args + ["-d", db_path])
+def test_embed_usage_errors(invoke, tmp_path, monkeypatch, db_path, args, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "note.txt").write_text("from the file")
+    result = invoke(args + ["-d", db_path], input="from stdin")
     assert result.exit_code == 2
     assert message in result.output
+    assert not (tmp_path / "test.db").exists()  # nothing was stored
 
 
 def test_embed_empty_content_is_an_error(invoke):

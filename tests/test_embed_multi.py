@@ -265,19 +265,17 @@ def test_python_api_embed_multi_accepts_tuples_dicts_and_items(db_path, test_plu
     assert collection.count() == 4
 
 
-def test_progress_bar_with_count_and_eta_on_a_terminal_only(tmp_path, db_path, test_plugin, run):
+def on_a_terminal(command: list[str], stdin=None, delay: str = "0.05") -> tuple[int, str]:
+    """Run ``command`` with stderr on a pseudo-terminal; its exit status and what it showed."""
     import os
     import pty
     import subprocess
-    import sys
 
-    data = tmp_path / "items.jsonl"
-    data.write_text("".join(json.dumps({"id": i, "t": f"text {i}"}) + "\n" for i in range(50)))
-    command = [sys.executable, "-m", "vibes", "embed-multi", "c", str(data), "-m", "hash"]
-    command += ["--batch-size", "10", "-d", db_path]
     leader, follower = pty.openpty()
-    env = {**os.environ, "VIBES_TEST_DELAY": "0.05", "COLUMNS": "120"}
-    process = subprocess.Popen(command, stderr=follower, stdout=subprocess.PIPE, env=env)
+    env = {**os.environ, "VIBES_TEST_DELAY": delay, "COLUMNS": "120"}
+    process = subprocess.Popen(
+        command, stdin=stdin, stderr=follower, stdout=subprocess.PIPE, env=env
+    )
     os.close(follower)
     output = b""
     while True:
@@ -290,8 +288,18 @@ def test_progress_bar_with_count_and_eta_on_a_terminal_only(tmp_path, db_path, t
         output += chunk
     process.wait(timeout=60)
     os.close(leader)
-    text = output.decode()
-    assert process.returncode == 0, text
+    return process.returncode, output.decode()
+
+
+def test_progress_bar_with_count_and_eta_on_a_terminal_only(tmp_path, db_path, test_plugin, run):
+    import sys
+
+    data = tmp_path / "items.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "t": f"text {i}"}) + "\n" for i in range(50)))
+    command = [sys.executable, "-m", "vibes", "embed-multi", "c", str(data), "-m", "hash"]
+    command += ["--batch-size", "10", "-d", db_path]
+    code, text = on_a_terminal(command)
+    assert code == 0, text
     assert "Embedding" in text and "50/50" in text
     assert "Embedded 50" in text
     # Not a terminal: no progress bar, just the summary line.
@@ -299,3 +307,76 @@ def test_progress_bar_with_count_and_eta_on_a_terminal_only(tmp_path, db_path, t
     assert piped.stderr.strip().splitlines() == [
         "Embedded 50, skipped 0 unchanged in collection 'c2'"
     ]
+
+
+def test_progress_count_for_stdin_whose_length_is_unknown(tmp_path, db_path, test_plugin):
+    import sys
+
+    data = tmp_path / "items.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "t": f"text {i}"}) + "\n" for i in range(30)))
+    command = [sys.executable, "-m", "vibes", "embed-multi", "c", "-", "-m", "hash"]
+    command += ["--batch-size", "10", "-d", db_path]
+    with open(data, "rb") as stdin:
+        code, text = on_a_terminal(command, stdin=stdin)
+    assert code == 0, text
+    assert "Traceback" not in text
+    assert "Embedding" in text and "30" in text
+    assert "Embedded 30, skipped 0 unchanged" in text
+
+
+EMPTY_FIELD = "id,title\n1,Cats\n2,\n3,Dogs\n"
+
+
+def test_an_empty_field_stops_the_run_and_keeps_what_was_saved(
+    invoke, tmp_path, db_path, test_plugin
+):
+    path = tmp_path / "in.csv"
+    path.write_text(EMPTY_FIELD)
+    args = ["embed-multi", "items", path, "-m", "hash", "--batch-size", "1", "-d", db_path]
+    result = invoke(args)
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert "\n" not in line
+    assert f"{path} line 3: item '2' has empty content (--skip-empty skips such rows)" in line
+    assert "1 items before it were saved" in line
+    assert sorted(rows(db_path)) == ["1"]
+
+
+def test_skip_empty_skips_and_counts_empty_rows(invoke, tmp_path, db_path, test_plugin):
+    path = tmp_path / "in.csv"
+    path.write_text(EMPTY_FIELD + "4,  \n")
+    result = invoke(["embed-multi", "items", path, "-m", "hash", "--skip-empty", "-d", db_path])
+    assert result.exit_code == 0, result.output
+    assert sorted(rows(db_path)) == ["1", "3"]
+    assert result.stderr.strip() == (
+        "Embedded 2, skipped 0 unchanged, "
+        f"skipped 2 rows with empty content (the first: {path} line 3) in collection 'items'"
+    )
+    # The same from --sql.
+    query = "select 'a' as id, '' as t union all select 'b', 'bee'"
+    result = invoke(
+        ["embed-multi", "sql", "--sql", query, "-m", "hash", "--skip-empty"] + ["-d", db_path]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(rows(db_path, "sql")) == ["b"]
+    assert "skipped 1 row with empty content (the first: SQL row 1)" in result.stderr
+
+
+def test_skip_empty_when_every_row_is_empty(invoke, db_path, test_plugin):
+    result = invoke(
+        ["embed-multi", "items", "-", "--format", "csv", "--skip-empty", "-d", db_path],
+        input="id,t\n1,\n2,\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "Nothing to embed: the input holds no items",
+        "Skipped 2 rows with empty content (the first: stdin line 2)",
+    ]
+
+
+def test_skip_empty_is_for_rows_not_files(invoke, tmp_path, db_path):
+    result = invoke(
+        ["embed-multi", "c", "--files", tmp_path, "*.md", "--skip-empty", "-d", db_path]
+    )
+    assert result.exit_code == 2
+    assert "empty files are always skipped" in result.output

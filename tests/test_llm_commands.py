@@ -93,7 +93,7 @@ STEPS = [
     Step("embed-models default llm-hash"),
     Step("embed-models default"),
     Step("embed-models default no-such-model"),
-    # embed, with every output format but blob (see PENDING)
+    # embed, with every output format (blob: see ON_A_FRESH_COLLECTION)
     Step("embed -c 'hello world' -m llm-hash"),
     Step("embed -c 'hello world'"),  # the default model just set
     Step("embed -c 'hello world' -f json"),
@@ -163,9 +163,8 @@ STEPS = [
     Step("collections list -d {db}"),
 ]
 
-#: Command lines where vibes does not yet print what llm prints; each fails until
-#: src/vibes/cli/embed.py changes (strict: the test says when it has).
-PENDING = {
+#: Command lines run each on its own, after a collection was made with llm-hash.
+ON_A_FRESH_COLLECTION = {
     "blob": Step("embed -c 'hello world' -m llm-hash -f blob"),  # llm ends it with "\n"
     # A model from the environment is a default for new collections, not a request.
     "env model, embed": Step(
@@ -361,16 +360,15 @@ def test_llm_command_lines_print_the_same_with_vibes(workdirs):
         compare(step, llm_run, vibes_run, llm_dir, vibes_dir)
 
 
-@pytest.mark.parametrize("name", sorted(PENDING))
-@pytest.mark.xfail(strict=True, reason="needs the change to cli/embed.py named in the step")
-def test_pending_llm_command_lines(workdirs, name):
+@pytest.mark.parametrize("name", sorted(ON_A_FRESH_COLLECTION))
+def test_llm_command_lines_on_a_fresh_collection(workdirs, name):
     llm_dir, vibes_dir = workdirs
     llm_db, vibes_db = str(llm_dir / "llm.db"), str(vibes_dir / "vibes.db")
     # Each runs after the collection it writes to was made with llm-hash.
     setup = Step("embed notes n1 -c 'remember the milk' -m llm-hash -d {db}")
-    steps = [setup, PENDING[name]]
+    steps = [setup, ON_A_FRESH_COLLECTION[name]]
     (_, (llm_run, vibes_run)) = run_both(steps, llm_dir, vibes_dir, llm_db, vibes_db)
-    compare(PENDING[name], llm_run, vibes_run, llm_dir, vibes_dir)
+    compare(ON_A_FRESH_COLLECTION[name], llm_run, vibes_run, llm_dir, vibes_dir)
 
 
 def test_the_console_scripts_agree(tmp_path, test_plugin, monkeypatch):

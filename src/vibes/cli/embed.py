@@ -17,6 +17,7 @@ from .options import (
     apply_key,
     database_option,
     distance_option,
+    from_environment,
     key_option,
     model_option,
     open_database,
@@ -41,7 +42,7 @@ def _write_vector(vector: list[float], format: str) -> None:
     if format == "json":
         click.echo(json.dumps(vector))
     elif format == "blob":
-        sys.stdout.buffer.write(encode(vector))
+        sys.stdout.buffer.write(encode(vector) + b"\n")  # as llm writes it
         sys.stdout.buffer.flush()
     elif format == "base64":
         click.echo(base64.b64encode(encode(vector)).decode("ascii"))
@@ -101,11 +102,15 @@ def embed(
         raise click.UsageError("Give both COLLECTION and ID to store an embedding")
     if (store or metadata or distance) and not collection:
         raise click.UsageError("--store, --metadata and --distance need COLLECTION and ID")
+    if content is not None and input_path is not None:
+        raise click.UsageError("Give -c TEXT or -i FILE, not both")
     parsed_metadata = parse_json_object(metadata, "--metadata")
     value = read_content(content, input_path, binary)
     if collection and id:  # (a COLLECTION without an ID was refused above)
         db = open_database(database, create=True)
-        target = db.collection(collection, model, distance=distance)
+        target = db.collection(
+            collection, _requested_model(db, collection, model), distance=distance
+        )
         apply_key(target.model(), key)
         target.embed(id, value, metadata=parsed_metadata, store=store)
         if format_:
@@ -123,7 +128,12 @@ def embed(
 
 @cli.command(name="embed-multi")
 @click.argument("collection")
-@click.argument("input_path", required=False, type=click.Path(allow_dash=True, dir_okay=False))
+@click.argument(
+    "input_path",
+    metavar="[FILE|URL|-]",
+    required=False,
+    type=click.Path(allow_dash=True, dir_okay=False),
+)
 @click.option(
     "--format",
     "format_",
@@ -135,6 +145,17 @@ def embed(
     type=(click.Path(file_okay=False), str),
     multiple=True,
     help="Embed files: a directory and a glob ('**/*.md' recurses); repeatable",
+)
+@click.option(
+    "--hidden",
+    is_flag=True,
+    help="With --files: also read hidden files and directories (names starting with '.')",
+)
+@click.option(
+    "--no-ignore",
+    "no_ignore",
+    is_flag=True,
+    help="With --files: also read files that .gitignore files exclude",
 )
 @click.option(
     "encodings",
@@ -162,6 +183,11 @@ def embed(
     "--metadata-column",
     multiple=True,
     help="Column to store as metadata instead of embedding it; repeatable",
+)
+@click.option(
+    "--skip-empty",
+    is_flag=True,
+    help="Skip rows whose content is empty, and count them (default: stop with an error)",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), help="Items per batch (and transaction)")
 @click.option("--prefix", default="", help="Prefix to add to every ID")
@@ -195,6 +221,8 @@ def embed_multi(
     input_path: str | None,
     format_: str | None,
     files: tuple[tuple[str, str], ...],
+    hidden: bool,
+    no_ignore: bool,
     encodings: tuple[str, ...],
     binary: bool,
     sql: str | None,
@@ -202,6 +230,7 @@ def embed_multi(
     id_column: str | None,
     content_columns: tuple[str, ...],
     metadata_columns: tuple[str, ...],
+    skip_empty: bool,
     batch_size: int | None,
     prefix: str,
     prepend: str | None,
@@ -223,7 +252,10 @@ def embed_multi(
       a CSV, TSV, JSON (array of objects) or newline-delimited JSON file, or - for stdin:
         the 'id' column (else the first) is the ID, the other columns are the content;
         a 'metadata' column holding a JSON object becomes the item's metadata
-      --files DIR GLOB: one item per file, ID = path relative to DIR
+      an http(s) URL of JSON, JSON lines or CSV, pages followed (a Datasette table's
+        .json, ?_shape=objects or ?_shape=array): columns as for a file
+      --files DIR GLOB: one item per file, ID = path relative to DIR; hidden files and
+        what .gitignore excludes are left out (--hidden, --no-ignore)
       --sql QUERY: the first column (or 'id') is the ID, the others the content
 
     \b
@@ -232,20 +264,25 @@ def embed_multi(
       cat items.jsonl | vibes embed-multi docs - --metadata-column url
       vibes embed-multi docs --files docs '**/*.md' --store
       vibes embed-multi posts --sql 'select id, title, body from posts' -d blog.db
+      vibes embed-multi posts 'https://example.com/blog/posts.json?_shape=objects'
       vibes embed-multi docs --files . '**/*.md' --chunk markdown --store --prune
       vibes embed-multi docs --files . '**/*.md' --prune --dry-run
       vibes embed-multi docs --files . '**/*.txt' --chunk tokens --chunk-option size=200
     """
     from ..ingest import (
         ColumnSpec,
+        UrlRows,
         check_pattern,
         count_files,
         files_source,
+        is_url,
         read_files,
         read_rows,
         read_sql,
+        read_url,
         rows_to_items,
     )
+    from ..ingest.files import EMPTY, UNREADABLE_DIRECTORY
     from ..ingest.rows import open_input
 
     sources = sum(bool(x) for x in (input_path, sql, files))
@@ -263,6 +300,12 @@ def embed_multi(
         raise click.UsageError("Column options apply to an input file or --sql, not --files")
     if prune and not files:
         raise click.UsageError("--prune applies to --files only")
+    if (hidden or no_ignore) and not files:
+        raise click.UsageError("--hidden and --no-ignore apply to --files only")
+    if skip_empty and files:
+        raise click.UsageError(
+            "--skip-empty applies to rows (a file, a URL, --sql); empty files are always skipped"
+        )
     if dry_run and not prune:
         raise click.UsageError("--dry-run applies to --prune only")
     if chunk_options and not chunker:
@@ -281,9 +324,11 @@ def embed_multi(
         check_pattern(directory, pattern)
 
     show_progress = stderr_is_terminal() and not quiet and not dry_run
-    skipped_files: list[str] = []
+    skipped_files: dict[str, _Tally] = {}  # by why: EMPTY, UNREADABLE_DIRECTORY
+    empty_rows = _Tally()  # rows skipped by --skip-empty
     db = open_database(database, create=not dry_run)
     total: int | None = None
+    url_rows: UrlRows | None = None
     if files:
         items: Any = read_files(
             files,
@@ -291,13 +336,19 @@ def embed_multi(
             binary=binary,
             prefix=prefix,
             prepend=prepend,
-            on_skip=lambda path, why: skipped_files.append(path),
+            hidden=hidden,
+            gitignore=not no_ignore,
+            on_skip=lambda path, why: skipped_files.setdefault(why, _Tally()).add(path),
         )
-        total = count_files(files) if show_progress else None
+        if show_progress:
+            total = count_files(files, hidden=hidden, gitignore=not no_ignore)
     else:
         spec = ColumnSpec(id_column, content_columns, metadata_columns)
+        rows: Iterable[tuple[str, dict[str, Any]]]
         if sql:
             rows, total = read_sql(db.store, sql, attach)
+        elif input_path is not None and is_url(input_path):
+            rows = url_rows = read_url(input_path, format_, encodings[0] if encodings else None)
         else:
             assert input_path is not None  # the one source given
             stream, name = open_input(input_path)
@@ -306,7 +357,13 @@ def embed_multi(
             if show_progress and input_path != "-":
                 with open(input_path, "rb") as counting:
                     total = sum(1 for _ in read_rows(counting, name, format_, encoding))
-        items = rows_to_items(rows, spec, prefix=prefix, prepend=prepend)
+        items = rows_to_items(
+            rows,
+            spec,
+            prefix=prefix,
+            prepend=prepend,
+            on_empty=(lambda location, _id: empty_rows.add(location)) if skip_empty else None,
+        )
 
     seen_ids: dict[str | None, set[str]] = {}
     file_sources = [files_source(directory, prefix) for directory, _ in files]
@@ -332,18 +389,27 @@ def embed_multi(
         pruned = _prune(db, collection, file_sources, seen_ids, prefix) if prune else 0
         if not quiet:
             click.echo("Nothing to embed: the input holds no items", err=True)
+            if empty_rows.count:
+                click.echo(f"Skipped {empty_rows.describe('row', 'with empty content')}", err=True)
             if pruned:
                 click.echo(f"Pruned {pruned} items of deleted files", err=True)
         return
-    target = db.collection(collection, model, distance=distance)
+    if url_rows is not None:
+        total = url_rows.total  # known once the first page is read (Datasette counts rows)
+    target = db.collection(collection, _requested_model(db, collection, model), distance=distance)
     if key is not None:
         apply_key(target.model(), key)
     saved = 0
-    bar: ProgressBar[int] | None = (
-        click.progressbar(length=total, label="Embedding", show_pos=True, file=sys.stderr)
-        if show_progress
-        else None
-    )
+    bar: ProgressBar[Any] | None = None
+    if show_progress:
+        # With no total (stdin, a URL that does not say), the bar shows a running count.
+        bar = click.progressbar(
+            None if total is not None else (_ for _ in ()),
+            length=total,
+            label="Embedding",
+            show_pos=True,
+            file=sys.stderr,
+        )
 
     done = 0
 
@@ -397,9 +463,42 @@ def embed_multi(
             parts.append(f"pruned {pruned} items of deleted files")
         if stats.rejected:
             parts.append(f"skipped {len(stats.rejected)} the model cannot read")
-        if skipped_files:
-            parts.append(f"skipped {len(skipped_files)} empty files")
+        if EMPTY in skipped_files:
+            parts.append(f"skipped {skipped_files[EMPTY].count} empty files")
+        if UNREADABLE_DIRECTORY in skipped_files:
+            unreadable = skipped_files[UNREADABLE_DIRECTORY]
+            parts.append(f"skipped {unreadable.describe('unreadable directory')}")
+        if empty_rows.count:
+            parts.append(f"skipped {empty_rows.describe('row', 'with empty content')}")
         click.echo(", ".join(parts) + f" in collection {collection!r}", err=True)
+
+
+class _Tally:
+    """How many things were skipped, and the first of them (to name in the summary)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first = ""
+
+    def add(self, what: str) -> None:
+        if not self.count:
+            self.first = what
+        self.count += 1
+
+    def describe(self, noun: str, qualifier: str = "") -> str:
+        if self.count != 1:
+            noun = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+        words = " ".join(filter(None, [str(self.count), noun, qualifier]))
+        return f"{words} (the first: {self.first})"
+
+
+def _requested_model(db: Database, collection: str, model: str | None) -> str | None:
+    """The model named for ``collection``: a model from the environment ($VIBES_MODEL,
+    $LLM_EMBEDDING_MODEL) is a default for new collections, as in llm, not a request
+    that an existing collection's own model would refuse."""
+    if model is not None and from_environment("model") and db.has_collection(collection):
+        return None
+    return model
 
 
 def _stale(

@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
@@ -108,7 +108,12 @@ def _read_json(text: IO[str], name: str, _delimiter: str) -> Iterator[Row]:
 
 
 def _read_nl(text: IO[str], name: str, _delimiter: str) -> Iterator[Row]:
-    for number, line in enumerate(text, 1):
+    yield from read_nl_lines(enumerate(text, 1), name)
+
+
+def read_nl_lines(lines: Iterable[tuple[int, str]], name: str) -> Iterator[Row]:
+    """Rows from numbered lines of newline-delimited JSON (blank lines skipped)."""
+    for number, line in lines:
         if not line.strip():
             continue
         location = f"{name} line {number}"
@@ -181,8 +186,13 @@ def rows_to_items(
     *,
     prefix: str = "",
     prepend: str | None = None,
+    on_empty: Callable[[str, str], None] | None = None,
 ) -> Iterator[Item]:
-    """Items from rows: validated, with ``prefix`` on ids and ``prepend`` on content."""
+    """Items from rows: validated, with ``prefix`` on ids and ``prepend`` on content.
+
+    A row whose content is empty (and that carries no vector) is an error, unless
+    ``on_empty`` is given: then it is passed the row's location and id, and skipped.
+    """
     id_column: str | None = None
     for location, values in rows:
         if not values:
@@ -229,7 +239,12 @@ def rows_to_items(
         content = " ".join(_as_text(values.get(column)) for column in columns)
         if not content.strip():
             if vector is None:
-                raise InputError(f"{location}: item {item_id!r} has empty content")
+                if on_empty is not None:
+                    on_empty(location, item_id)
+                    continue
+                raise InputError(
+                    f"{location}: item {item_id!r} has empty content (--skip-empty skips such rows)"
+                )
             content = ""
         elif prepend:
             content = prepend + content
