@@ -28,12 +28,23 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Runs a job in this interpreter and writes its peak RSS (KiB on Linux) to $PEAK_FILE.
+# Runs a job in this interpreter and writes its peak RSS in KiB to $PEAK_FILE. On Linux
+# from VmHWM, the high-water mark of this program alone: ru_maxrss also counts what the
+# parent held when it forked this process, which would hide anything smaller.
 WRAPPER = """
 import os, resource, sys
+def peak_kib():
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 def report():
     with open(os.environ["PEAK_FILE"], "w") as file:
-        file.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+        file.write(str(peak_kib()))
 try:
     exec(compile(sys.argv[1], "job", "exec"))
 finally:
