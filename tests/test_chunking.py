@@ -6,6 +6,7 @@ import json
 import sqlite3
 
 import pytest
+from checks import one_line_error
 
 import vibes
 from vibes.chunking import get_chunker
@@ -65,8 +66,8 @@ def helper(*args, **kwargs):
 def assert_located(text, chunks):
     """Every chunk's offsets and lines point at its text in the document."""
     lines = text.split("\n")
-    for number, chunk in enumerate(chunks):
-        assert chunk.index == number
+    for index, chunk in enumerate(chunks):
+        assert chunk.index == index and chunk.number == index + 1
         assert text[chunk.start : chunk.end] == chunk.text
         assert chunk.start_line == text[: chunk.start].count("\n") + 1
         assert chunk.end_line == text[: chunk.end].count("\n") + 1 - text[: chunk.end].endswith(
@@ -242,13 +243,91 @@ def test_cli_chunkers_and_chunk(invoke, tmp_path, test_plugin):
     path.write_text(MARKDOWN)
     rows = [json.loads(x) for x in invoke(["chunk", "markdown", path]).output.splitlines()]
     assert [r["context"] for r in rows][1] == "Project > Install"
-    assert set(rows[0]) == {"index", "text", "start", "end", "start_line", "end_line", "context"}
+    assert list(rows[0]) == ["number", "text", "start", "end", "start_line", "end_line", "context"]
+    assert [r["number"] for r in rows] == [1, 2, 3, 4]
     words = invoke(["chunk", "words", "-", "-o", "n=2"], input="a b c d e")
     assert [json.loads(x)["text"] for x in words.output.splitlines()] == ["a b", "c d", "e"]
     bad = invoke(["chunk", "words", path, "-o", "n"])
     assert bad.exit_code == 2 and "expected key=value" in bad.output
     wrong = invoke(["chunk", "paragraphs", path, "-o", "size=x"])
     assert wrong.exit_code == 1 and "must be an integer" in wrong.output
+
+
+def test_chunk_numbers_are_those_of_the_stored_ids(invoke, docs, db_path, test_plugin):
+    shown = invoke(["chunk", "markdown", docs / "guide.md"])
+    assert shown.exit_code == 0, shown.output
+    rows = [json.loads(line) for line in shown.output.splitlines()]
+    invoke(
+        ["embed-multi", "d", "--files", docs, "*.md", "--chunk", "markdown", "-m", "hash"]
+        + ["-d", db_path]
+    )
+    stored = {r[0]: r[3:5] for r in chunk_rows(db_path)}
+    # `vibes chunk` numbers chunks as their ids do: guide.md#1 is chunk number 1.
+    assert {f"guide.md#{r['number']}": (r["start"], r["end"]) for r in rows} == stored
+    chunks = vibes.chunk(MARKDOWN, "markdown")
+    assert [f"guide.md#{c.number}" for c in chunks] == sorted(stored)
+    assert [c.to_dict() for c in chunks] == rows
+
+
+def test_chunk_reads_files_as_embed_multi_files_does(invoke, tmp_path):
+    latin = tmp_path / "old.txt"
+    latin.write_bytes("Caf\u00e9 cr\u00e8me.\nNa\u00efve.\n".encode("latin-1"))
+    # Not UTF-8: decoded as Latin-1, as `embed-multi --files` decodes it.
+    result = invoke(["chunk", "lines", latin])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(x)["text"] for x in result.output.splitlines()] == [
+        "Caf\u00e9 cr\u00e8me.",
+        "Na\u00efve.",
+    ]
+    strict = invoke(["chunk", "lines", latin, "--encoding", "utf-8"])
+    line = one_line_error(strict, "not valid text in 'utf-8'", "--encoding")
+    assert "--binary" not in line  # `vibes chunk` has no --binary to suggest
+    one_line_error(invoke(["chunk", "lines", latin, "--encoding", "nope"]), "Unknown encoding")
+    one_line_error(invoke(["chunk", "lines", tmp_path / "missing.txt"]), "Cannot read")
+    cp1252 = invoke(
+        ["chunk", "lines", "-", "--encoding", "cp1252"], input="\u201cquoted\u201d".encode("cp1252")
+    )
+    assert json.loads(cp1252.output)["text"] == "\u201cquoted\u201d"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    nothing = invoke(["chunk", "sentences", empty])
+    assert nothing.exit_code == 0 and nothing.output == ""
+
+
+class MetaspaceModel:
+    """A model whose tokenizer gives the offsets of older SentencePiece conversions: "▁dog"
+    covers the space before "dog", and a lone "▁" covers a space."""
+
+    model_id = "metaspace"
+    max_tokens = 20
+
+    def __init__(self):
+        from tokenizers import Tokenizer, models, pre_tokenizers
+
+        words = ["\u2581the", "\u2581dog", "\u2581cat", "."]
+        vocab = [("<unk>", 0.0), ("\u2581", -2.0)] + [(w, -3.0) for w in words]
+        vocab += [(c, -6.0) for c in "abcdefghijklmnopqrstuvwxyz"]
+        self.tokenizer = Tokenizer(models.Unigram(vocab, unk_id=0))
+        self.tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+
+    def count(self, text):
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def token_spans(self, text):
+        return self.tokenizer.encode(text, add_special_tokens=False).offsets
+
+
+def test_token_chunks_from_sentencepiece_offsets_start_at_words():
+    model = MetaspaceModel()
+    text = "the dog  zebra the cat.\n\nquick brown dog. the cat " * 4
+    assert model.token_spans("the dog")[1] == (3, 7)  # the space is in "▁dog"'s span
+    chunks = vibes.chunk(text, "tokens", model=model, size=9, overlap=2)
+    assert_located(text, chunks)
+    for chunk in chunks:
+        assert chunk.text == chunk.text.strip() and model.count(chunk.text) <= 9
+    covered = {i for c in chunks for i in range(c.start, c.end)}
+    assert all(i in covered for i, char in enumerate(text) if not char.isspace())
+    assert {w for c in chunks for w in c.text.split()} == set(text.split())  # none cut
 
 
 def chunk_rows(db_path):

@@ -1,5 +1,6 @@
-"""Models: registered sentence-transformers and CLIP directories, OpenAI-compatible APIs
-against a local server speaking the real protocol, API keys, and llm's models."""
+"""Models: registered sentence-transformers (BERT and T5) and CLIP directories,
+OpenAI-compatible APIs against a local server speaking the real protocol, API keys, and
+llm's models."""
 
 from __future__ import annotations
 
@@ -72,6 +73,136 @@ def test_normalize_option(invoke, tiny_models):
     unit = np.asarray(vibes.get_model("unit").embed_batch(["the beach"]))[0]
     raw = np.asarray(vibes.get_model("raw").embed_batch(["the beach"]))[0]
     assert abs(np.linalg.norm(unit) - 1) < 1e-5 and abs(np.linalg.norm(raw) - 1) > 1e-3
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(tmp_path_factory):
+    """A tiny random T5 encoder saved like gtr-t5: mean pooling, Dense, Normalize."""
+    from tiny_models import make_t5_sentence_transformer
+
+    return make_t5_sentence_transformer(tmp_path_factory.mktemp("t5"))
+
+
+def cosine(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_t5_model_registers_and_embeds_like_bert(invoke, tiny_t5, db_path):
+    from sentence_transformers import SentenceTransformer
+    from tiny_models import T5_DIMENSIONS
+
+    registered = invoke(["models", "register", tiny_t5, "--alias", "t5"])
+    assert registered.exit_code == 0, registered.output
+    vibes.models._reset_registry()
+    raw = SentenceTransformer(str(tiny_t5), device="cpu")
+    text = "the dog runs on the beach"
+    result = invoke(["embed", "-m", "t5", "-c", text])
+    assert result.exit_code == 0, result.output
+    vector = json.loads(result.output)
+    # The Dense layer's size, unit length, and what sentence-transformers itself makes.
+    assert len(vector) == T5_DIMENSIONS
+    assert abs(np.linalg.norm(vector) - 1) < 1e-5
+    assert cosine(vector, raw.encode([text])[0]) >= 0.9999
+    rows = [
+        {"id": "beach", "text": text},
+        {"id": "cat", "text": "the cat sat on a mat"},
+        {"id": "zoo", "text": "zebras on the sand"},
+    ]
+    stored = invoke(
+        ["embed-multi", "animals", "-", "-m", "t5", "--store", "-d", db_path],
+        input="".join(json.dumps(row) + "\n" for row in rows),
+    )
+    assert stored.exit_code == 0, stored.output
+    collection = vibes.Database(db_path).collection("animals")
+    assert collection.dimensions == T5_DIMENSIONS
+    for row in rows:
+        assert cosine(collection.vector(row["id"]), raw.encode([row["text"]])[0]) >= 0.9999
+    found = invoke(["similar", "animals", "-c", text, "-n", "3", "-d", db_path])
+    assert found.exit_code == 0, found.output
+    hits = [json.loads(line) for line in found.output.splitlines()]
+    assert [hit["id"] for hit in hits][0] == "beach" and hits[0]["score"] > 0.9999
+    assert len(hits) == 3
+    listed = [json.loads(x) for x in invoke(["models"]).output.splitlines()]
+    (row,) = [row for row in listed if row["aliases"] == ["t5"]]
+    assert row["id"].startswith("local:tiny-t5-")
+
+
+def test_t5_reads_all_but_its_one_special_token(tiny_t5):
+    from sentence_transformers import SentenceTransformer
+    from tiny_models import T5_MAX_SEQ_LENGTH
+
+    from vibes.models.sentence_transformers import SentenceTransformerModel
+
+    model = SentenceTransformerModel("t5", tiny_t5)
+    # T5 adds one token (</s>), not BERT's two: the model reads one token more than the
+    # old "max_seq_length - 2" said, and a text of exactly that many is not cut.
+    assert model.max_tokens == T5_MAX_SEQ_LENGTH - 1
+    tokenizer = model.load().tokenizer
+
+    def tokens(text):
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    fits = " ".join(["the"] * model.max_tokens)
+    assert tokens(fits) == model.max_tokens
+    model.embed_batch([fits])
+    assert model.take_truncation() is None
+    over = fits + " dog"
+    model.embed_batch([over])
+    assert model.take_truncation() == (
+        f"1 of 1 texts are longer than the {model.max_tokens} tokens t5 reads; 1 tokens were "
+        "cut (4 characters; embed with --chunk tokens to keep them)"
+    )
+    # A text far longer than one window is cut before encoding: the same tokens are read.
+    raw = SentenceTransformer(str(tiny_t5), device="cpu")
+    long = "the dog runs on the sand, zebras quickly! " * 2_000
+    vector = np.asarray(model.embed_batch([long]))[0]
+    assert cosine(vector, raw.encode([long])[0]) >= 0.9999
+    assert "1 of 1 texts are longer than the 23 tokens" in model.take_truncation()
+
+
+def test_a_t5_saved_without_a_length_limit_reads_texts_whole(tiny_t5):
+    from sentence_transformers import SentenceTransformer
+
+    from vibes.models.sentence_transformers import SentenceTransformerModel
+
+    model = SentenceTransformerModel("t5", tiny_t5)
+    # What a T5 tokenizer saved without a length says (transformers' "no limit"); T5's
+    # relative positions read any length, and sentence-transformers then truncates nothing.
+    model.load().tokenizer.model_max_length = int(1e30)
+    assert model.max_tokens is None
+    raw = SentenceTransformer(str(tiny_t5), device="cpu")
+    raw.tokenizer.model_max_length = int(1e30)
+    long = "the dog runs on the sand " * 50  # 300 tokens
+    vector = np.asarray(model.embed_batch([long]))[0]
+    assert cosine(vector, raw.encode([long])[0]) >= 0.9999
+    assert model.take_truncation() is None
+    chunks = vibes.chunk(long, "tokens", model=model)  # no limit: 256-token windows
+    assert len(chunks) == 2 and chunks[-1].text.endswith("sand")
+
+
+def test_t5_token_chunks_tokenize_to_no_more_than_counted(tiny_t5):
+    from vibes.models.sentence_transformers import SentenceTransformerModel
+
+    model = SentenceTransformerModel("t5", tiny_t5)
+    tokenizer = model.load().tokenizer
+    # Words the vocabulary spells out letter by letter ("▁", "z", "e", ...), punctuation
+    # stuck to words, runs of spaces and blank lines.
+    text = "the dog runs on the beach. zebras xylophone quickly, the cat!  sand   dunes\n\n" * 6
+    for size, overlap in ((10, 3), (12, 0), (23, 5), (4, 1)):
+        chunks = vibes.chunk(text, "tokens", model=model, size=size, overlap=overlap)
+        assert len(chunks) > 3
+        for chunk in chunks:
+            assert text[chunk.start : chunk.end] == chunk.text and chunk.text == chunk.text.strip()
+            assert len(tokenizer(chunk.text, add_special_tokens=False)["input_ids"]) <= size
+        assert [c.number for c in chunks] == list(range(1, len(chunks) + 1))
+        assert all(a.start < b.start and a.end < b.end for a, b in zip(chunks, chunks[1:]))
+        covered = {i for c in chunks for i in range(c.start, c.end)}
+        assert all(i in covered for i, char in enumerate(text) if not char.isspace())
+        if size >= 10:  # the longest word, "xylophone", is 10 tokens: none is cut in two
+            assert {w for c in chunks for w in c.text.split()} == set(text.split())
+    whole = vibes.chunk(text, "tokens", model=model, overlap=4)  # size: the model's limit
+    assert max(len(tokenizer(c.text)["input_ids"]) for c in whole) <= 24  # with </s>
 
 
 def test_register_errors(invoke, tmp_path):
@@ -270,7 +401,7 @@ def test_llm_plugin_models_are_usable(run, db_path, test_plugin):
     stored = run(["embed", "c", "1", "-c", "the dog", "-m", "llm:llm-hash", "-d", db_path])
     assert stored.returncode == 0, stored.stderr
     # The collection records llm's own id for the model, which llm resolves too.
-    listed = json.loads(run(["collections", "-d", db_path]).stdout)
+    listed = json.loads(run(["collections", "--nl", "-d", db_path]).stdout)
     assert listed["model"] == "llm-hash"
     again = run(["similar", "c", "-c", "the dog", "-d", db_path])
     assert again.returncode == 0 and json.loads(again.stdout)["id"] == "1"

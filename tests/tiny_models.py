@@ -1,5 +1,6 @@
 """Tiny, randomly initialised models of the real architectures, saved the way users get them:
-a BERT saved as a sentence-transformers directory, and a CLIP saved with its processor."""
+a BERT and a T5 encoder saved as sentence-transformers directories, and a CLIP saved with its
+processor. Everything is built here, offline: no file comes from a hub."""
 
 from __future__ import annotations
 
@@ -24,17 +25,27 @@ def _byte_level_alphabet() -> list[str]:
     return [chr(code) for code in codes]
 
 
+def _st_modules() -> tuple[type, type, type, type]:
+    """sentence-transformers' Transformer, Pooling, Dense and Normalize, wherever they live."""
+    try:
+        from sentence_transformers.sentence_transformer.modules import (
+            Dense,
+            Normalize,
+            Pooling,
+            Transformer,
+        )
+    except ImportError:  # sentence-transformers before 6
+        from sentence_transformers.models import Dense, Normalize, Pooling, Transformer
+    return Transformer, Pooling, Dense, Normalize
+
+
 def make_sentence_transformer(directory: Path) -> Path:
     """A 32-dimension BERT with mean pooling, saved by sentence-transformers."""
     import torch
     from sentence_transformers import SentenceTransformer
-
-    try:
-        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    except ImportError:  # sentence-transformers before 6
-        from sentence_transformers.models import Pooling, Transformer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
+    Transformer, Pooling, _, _ = _st_modules()
     torch.manual_seed(0)
     bert = directory / "bert"
     bert.mkdir(parents=True)
@@ -53,6 +64,61 @@ def make_sentence_transformer(directory: Path) -> Path:
     BertModel(config).save_pretrained(bert)
     model = SentenceTransformer(modules=[Transformer(str(bert), max_seq_length=64), Pooling(32)])
     target = directory / "tiny-st"
+    model.save(str(target))
+    return target
+
+
+#: Whole words of the tiny T5's vocabulary (a SentencePiece "▁" marks a word's start); any
+#: other lowercase word is spelt out from single letters, the way SentencePiece falls back.
+T5_WORDS = ("the", "dog", "cat", "beach", "runs", "on", "sand", "query", "passage", "a")
+#: What the tiny T5 reads (its end-of-sequence token included), like gtr-t5's 512.
+T5_MAX_SEQ_LENGTH = 24
+#: Its vectors: the Dense layer maps the 32-dimension mean-pooled tokens to 24.
+T5_DIMENSIONS = 24
+
+
+def make_t5_sentence_transformer(directory: Path) -> Path:
+    """A T5 encoder built like gtr-t5 and sentence-t5: a SentencePiece (Unigram) tokenizer,
+    mean pooling, a Dense layer without bias or activation, then normalisation."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers import T5Config, T5EncoderModel, T5Tokenizer
+
+    Transformer, Pooling, Dense, Normalize = _st_modules()
+    torch.manual_seed(0)
+    # A Unigram vocabulary with scores, as a SentencePiece model holds it: <pad>, </s> and
+    # <unk> first (T5's ids 0, 1, 2), then the word-start marker, whole words, punctuation,
+    # and single characters for everything else.
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    vocab += [("\u2581" + word, -3.0) for word in T5_WORDS]
+    vocab += [(mark, -4.0) for mark in (":", ".", ",", "!", "?", "'", "-")]
+    vocab += [(c, -6.0) for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=4)
+    encoder = directory / "t5-encoder"
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_kv=16,
+        d_ff=64,
+        num_layers=2,
+        num_heads=2,
+        relative_attention_num_buckets=8,
+        relative_attention_max_distance=16,
+        feed_forward_proj="relu",
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
+    T5EncoderModel(config).save_pretrained(encoder)
+    tokenizer.save_pretrained(encoder)
+    modules = [
+        Transformer(str(encoder), max_seq_length=T5_MAX_SEQ_LENGTH),
+        Pooling(32, pooling_mode="mean"),
+        Dense(32, T5_DIMENSIONS, bias=False, activation_function=torch.nn.Identity()),
+        Normalize(),
+    ]
+    model = SentenceTransformer(modules=modules)
+    target = directory / "tiny-t5"
     model.save(str(target))
     return target
 

@@ -16,8 +16,11 @@ class Chunk:
     """A piece of a document: its text, where it lies, and the context it belongs to.
 
     ``start``/``end`` are character offsets into the document; ``start_line``/``end_line``
-    are 1-based and inclusive. ``context`` (a heading path, a qualified name) is embedded
-    with the text so the chunk keeps its meaning out of its document.
+    are 1-based and inclusive. ``number`` is the chunk's place in its document counted
+    from 1, the ``N`` of its id ``DOCUMENT#N`` (``README.md#3`` is the third chunk);
+    ``index`` is the same place counted from 0, as a Python list counts (``chunks[c.index]
+    is c``). ``context`` (a heading path, a qualified name) is embedded with the text so
+    the chunk keeps its meaning out of its document.
     """
 
     text: str
@@ -29,12 +32,21 @@ class Chunk:
     context: str | None = None
 
     @property
+    def number(self) -> int:
+        """The chunk's place in its document counted from 1: the ``N`` of ``DOCUMENT#N``."""
+        return self.index + 1
+
+    @property
     def embed_text(self) -> str:
         """The text that is embedded and stored: the context, then the chunk."""
         return f"{self.context}\n\n{self.text}" if self.context else self.text
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The chunk as JSON shows it: its ``number`` (from 1, as in its id) first, then
+        its text, offsets, lines and context (no 0-based index: one count, the ids')."""
+        fields = asdict(self)
+        del fields["index"]
+        return {"number": self.number, **fields}
 
 
 def line_offsets(text: str) -> list[int]:
@@ -117,7 +129,8 @@ class Chunker:
     def chunk(
         self, text: str, options: dict[str, Any] | None = None, model: Any = None
     ) -> list[Chunk]:
-        """The chunks of ``text``, numbered from 0, with line numbers."""
+        """The chunks of ``text`` with their line numbers and places (``index`` from 0,
+        ``number`` from 1, as in the ids ``DOCUMENT#N``)."""
         if not isinstance(text, str):
             raise VibesError(f"Chunker {self.name!r} cuts text, not binary content")
         settings = self.settings(options)

@@ -96,12 +96,68 @@ def _sentences(text: str, options: dict[str, Any], model: Any) -> Iterator[Chunk
         yield trimmed(text, spans[first][0], spans[last - 1][1])
 
 
+def _disjoint(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Token spans made ordered and disjoint, one per token (so counting spans still counts
+    tokens): a span starts after any whitespace it covers (SentencePiece's "▁dog" may cover
+    the space before "dog"), and ends where the next one starts (T5's word-start token "▁"
+    shares its span with the letter after it; it becomes an empty span there)."""
+    trimmed_spans: list[tuple[int, int]] = []
+    for start, end in spans:
+        while start < end and text[start].isspace():
+            start += 1
+        trimmed_spans.append((start, end))
+    for i in range(len(trimmed_spans) - 2, -1, -1):
+        start, end = trimmed_spans[i]
+        end = min(end, trimmed_spans[i + 1][0])
+        trimmed_spans[i] = (min(start, end), end)
+    return trimmed_spans
+
+
 def _token_spans(text: str, model: Any) -> tuple[list[tuple[int, int]], int | None]:
     """Character spans of the model's tokens and how many it reads; words as a fallback."""
     spans = getattr(model, "token_spans", None)
     if spans is not None:
-        return spans(text), getattr(model, "max_tokens", None)
+        return _disjoint(text, list(spans(text))), getattr(model, "max_tokens", None)
     return [(m.start(), m.end()) for m in re.finditer(r"\S+", text)], None
+
+
+def _token_windows(
+    spans: list[tuple[int, int]], size: int, overlap: int
+) -> Iterator[tuple[int, int]]:
+    """(first, last) token of windows of at most ``size`` tokens, neighbours sharing about
+    ``overlap``, cut where a word starts (a gap before its token) whenever the window holds
+    one: half a word tokenizes into more tokens (T5 gives it a word-start "▁" of its own),
+    and a chunk must never hold more tokens than it was counted with. A single word longer
+    than the window is cut inside, and the window holding its rest counts one token more,
+    for that word start."""
+    if overlap >= size:
+        raise VibesError(f"The overlap ({overlap}) must be smaller than the size ({size})")
+    count = len(spans)
+
+    def word_start(i: int) -> bool:
+        return i in (0, count) or spans[i][0] > spans[i - 1][1]
+
+    def end(first: int) -> int:
+        last = min(first + size - (not word_start(first) and size > 1), count)
+        return next((i for i in range(last, first, -1) if word_start(i)), last)
+
+    first = 0
+    while first < count:
+        cut = end(first)
+        yield first, cut
+        if cut == count:
+            return
+        # The next window starts ``overlap`` tokens back, at the word start at or before
+        # that point, else the first one after it (the cut itself is one): no token is
+        # ever left out. A window that would end where this one does (the words after the
+        # overlap do not fit) starts at the cut instead, sharing nothing.
+        back = max(cut - overlap, first + 1)
+        first = next(
+            (i for i in range(back, first, -1) if word_start(i)),
+            next((i for i in range(back, cut + 1) if word_start(i)), back),
+        )
+        if end(first) <= cut:
+            first = cut
 
 
 def _tokens(text: str, options: dict[str, Any], model: Any) -> Iterator[Chunk]:
@@ -110,8 +166,8 @@ def _tokens(text: str, options: dict[str, Any], model: Any) -> Iterator[Chunk]:
     if limit is not None and size > limit:
         name = getattr(model, "model_id", "the model")
         raise VibesError(f"Chunks of {size} tokens exceed the {limit} tokens {name} reads")
-    for first, last in _windows(len(spans), size, options["overlap"]):
-        yield Chunk(text[spans[first][0] : spans[last - 1][1]], spans[first][0], spans[last - 1][1])
+    for first, last in _token_windows(spans, size, options["overlap"]):
+        yield trimmed(text, spans[first][0], spans[last - 1][1])
 
 
 _HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")

@@ -20,6 +20,9 @@ __all__ = ["SentenceTransformerModel", "pick_device"]
 #: settles it (the model's 254 tokens: windows of about 4,000 characters).
 _CHARS_PER_TOKEN = 16
 _SPACES = (" ", "\n", "\t", "\r")
+#: A tokenizer's ``model_max_length`` at least this big means "no limit was set"
+#: (transformers puts 10**30 there): the model then reads texts whole.
+_NO_LIMIT = 10**12
 
 
 def _window_end(text: str, start: int, window: int) -> int:
@@ -162,18 +165,33 @@ class SentenceTransformerModel(EmbeddingModel):
         return model
 
     @property
-    def max_tokens(self) -> int:
-        """How many tokens of a text the model reads (its special tokens excluded)."""
+    def max_tokens(self) -> int | None:
+        """How many tokens of a text the model reads, not counting the special tokens its
+        tokenizer adds (BERT adds two, ``[CLS]`` and ``[SEP]``; T5 one, ``</s>``). None when
+        the model sets no limit (it then reads texts whole)."""
         model = self.load()
-        return int(model.max_seq_length) - 2
+        tokenizer = model.tokenizer
+        length = model.max_seq_length
+        if length is None:  # sentence-transformers before 6 leaves it unset for T5
+            length = getattr(tokenizer, "model_max_length", None)
+        if length is None or length >= _NO_LIMIT:
+            return None
+        try:
+            special = int(tokenizer.num_special_tokens_to_add(pair=False))
+        except (AttributeError, NotImplementedError, TypeError):
+            special = 2  # a tokenizer that cannot say: assume BERT's two
+        return max(int(length) - special, 1)
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
-        """Character (start, end) of each of the model's tokens in ``text``."""
+        """Character (start, end) of each of the model's tokens in ``text``, in order, as
+        its tokenizer gives them: one per token the model reads. Spans may overlap (the
+        SentencePiece word-start token ``▁`` of T5 shares its span with the next token) or
+        cover whitespace; the ``tokens`` chunker makes them disjoint."""
         tokenizer = self.load().tokenizer
         encoded = tokenizer(
             text, add_special_tokens=False, return_offsets_mapping=True, truncation=False
         )
-        return [(a, b) for a, b in encoded["offset_mapping"] if b > a]
+        return [(int(a), int(b)) for a, b in encoded["offset_mapping"]]
 
     def _count_truncation(self, texts: Sequence[str]) -> list[int | None]:
         """Count the texts too long for the model and what it will not read, so that
@@ -188,7 +206,11 @@ class SentenceTransformerModel(EmbeddingModel):
         """
         tokenizer = self.load().tokenizer
         limit = self.max_tokens
-        window = max(limit + 1, 1) * _CHARS_PER_TOKEN
+        if limit is None:  # the model reads every text whole: nothing to count or cut
+            with self._lock:
+                self._truncation[0] += len(texts)
+            return [None] * len(texts)
+        window = (limit + 1) * _CHARS_PER_TOKEN
         cuts: list[int | None] = []
         long = exact_tokens = estimated_tokens = characters = 0
         # Most texts are settled by their first window, all of them in one tokenizer call.
