@@ -374,7 +374,7 @@ def reader_commands(layout: str, db: Path) -> list[list[str]]:
     target = "shared" if layout != "own-collections" else "c0"
     return [
         ["similar", target, "-c", "writer item text", "-n", "5", "-d", str(db)],
-        ["collections", "-d", str(db)],
+        ["collections", "--nl", "-d", str(db)],
         ["similar", target, "w0-00", "-n", "3", "-d", str(db)],
         ["collections", "--table", "-d", str(db)],
     ]
