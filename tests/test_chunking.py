@@ -418,7 +418,7 @@ def test_prune_removes_chunks_of_deleted_files(invoke, docs, db_path, test_plugi
     assert vibes.Database(db_path).collection("d").count() == 5  # without --prune, kept
     assert "pruned" not in kept.stderr
     pruned = invoke(args + ["--prune"])
-    assert "pruned 1 items of deleted files" in pruned.stderr
+    assert "pruned 1 item of deleted files" in pruned.stderr
     assert [r[0] for r in chunk_rows(db_path)][-1] == "guide.md#4"
     assert vibes.Database(db_path).collection("d").count() == 4
 

@@ -70,7 +70,7 @@ def test_prune_never_touches_items_from_other_sources(invoke, tmp_path, db_path,
     (docs / "b.txt").unlink()
     result = invoke(["embed-multi", "c", "--files", docs, "*.txt", "--prune", "-d", db_path])
     assert result.exit_code == 0, result.output
-    assert "pruned 1 items of deleted files" in result.output
+    assert "pruned 1 item of deleted files" in result.output
     # The JSONL items (one named like a file) are still there; only b.txt went.
     assert ids(db_path) == ["a.txt", "c.txt", "note-1", "x.txt"]
 

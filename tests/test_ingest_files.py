@@ -121,7 +121,7 @@ def test_prune_deletes_items_of_files_now_ignored(invoke, project, db_path, test
     assert dry.stdout.split() == ["docs/guide.md"]
     result = invoke([*args, "--prune"])
     assert result.exit_code == 0, result.output
-    assert "pruned 1 items of deleted files" in result.stderr
+    assert "pruned 1 item of deleted files" in result.stderr
     assert ids(db_path) == ["README.md", "sub/deeper/local.md", "sub/keep.md"]
     # --no-ignore reads it again.
     assert invoke([*args, "--no-ignore", "--prune"]).exit_code == 0

@@ -392,7 +392,7 @@ def embed_multi(
             if empty_rows.count:
                 click.echo(f"Skipped {empty_rows.describe('row', 'with empty content')}", err=True)
             if pruned:
-                click.echo(f"Pruned {pruned} items of deleted files", err=True)
+                click.echo(f"Pruned {_items(pruned)} of deleted files", err=True)
         return
     if url_rows is not None:
         total = url_rows.total  # known once the first page is read (Datasette counts rows)
@@ -460,7 +460,7 @@ def embed_multi(
         if stats.empty_documents:
             parts.append(f"{stats.empty_documents} documents gave no chunks")
         if pruned:
-            parts.append(f"pruned {pruned} items of deleted files")
+            parts.append(f"pruned {_items(pruned)} of deleted files")
         if stats.rejected:
             parts.append(f"skipped {len(stats.rejected)} the model cannot read")
         if EMPTY in skipped_files:
@@ -490,6 +490,10 @@ class _Tally:
             noun = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
         words = " ".join(filter(None, [str(self.count), noun, qualifier]))
         return f"{words} (the first: {self.first})"
+
+
+def _items(count: int) -> str:
+    return f"{count} item{'s' if count != 1 else ''}"
 
 
 def _requested_model(db: Database, collection: str, model: str | None) -> str | None:
