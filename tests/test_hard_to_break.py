@@ -17,6 +17,7 @@ import pytest
 from checks import one_line_error
 
 import vibes
+import vibes.ingest.files as files_module
 
 
 def ids(db_path, collection="c"):
@@ -106,6 +107,41 @@ def test_prune_is_per_directory_and_prefix(invoke, tmp_path, db_path, docs, test
     result = invoke([*args, "-d", db_path])
     assert result.exit_code == 0, result.output
     assert ids(db_path) == ["a.txt", "b.txt", "c.txt", "z.txt"]
+
+
+def test_prune_leaves_files_another_pattern_read(invoke, db_path, docs, test_plugin):
+    (docs / "guide.md").write_text("a markdown guide")
+    args = ["embed-multi", "c", "--files", docs]
+    assert invoke([*args, "*.md", "-m", "hash", "-d", db_path]).exit_code == 0
+    assert invoke([*args, "*.txt", "-d", db_path]).exit_code == 0
+    # Pruning what '*.md' read leaves what '*.txt' read: those files are all still there.
+    result = invoke([*args, "*.md", "--prune", "-d", db_path])
+    assert result.exit_code == 0, result.output
+    assert ids(db_path) == ["a.txt", "b.txt", "c.txt", "guide.md"]
+    (docs / "guide.md").unlink()
+    assert invoke([*args, "*.md", "--prune", "-d", db_path]).exit_code == 0
+    assert ids(db_path) == ["a.txt", "b.txt", "c.txt"]
+
+
+def test_prune_is_refused_when_a_directory_cannot_be_read(
+    invoke, db_path, docs, test_plugin, monkeypatch
+):
+    (docs / "sub").mkdir()
+    (docs / "sub" / "deep.txt").write_text("deep text")
+    args = ["embed-multi", "c", "--files", docs, "**/*.txt"]
+    assert invoke([*args, "-m", "hash", "-d", db_path]).exit_code == 0
+    real_list = files_module._list
+
+    def unreadable(path):  # as for a directory without read permission (root ignores modes)
+        if path.endswith("sub"):
+            raise PermissionError(13, "Permission denied")
+        return real_list(path)
+
+    monkeypatch.setattr(files_module, "_list", unreadable)
+    result = invoke([*args, "--prune", "-d", db_path])
+    assert result.exit_code == 0, result.output
+    assert "not pruning: 1 directory that could not be read" in result.stderr
+    assert "sub/deep.txt" in ids(db_path)
 
 
 def test_prune_of_chunked_documents(invoke, db_path, docs, test_plugin):

@@ -215,6 +215,7 @@ class Collection:
     def delete_items(self, ids: Sequence[str]) -> int:
         """Delete items by id, all or none: raises if any id is missing. The id of a chunked
         document deletes all its chunks. Returns how many rows went."""
+        self._adopt_existing()  # created by another handle since this one was made
         deleted = Writer(self._store, self._record, self.model).delete_items(ids)
         self._maintain_index()
         return deleted

@@ -303,6 +303,8 @@ class Writer:
                     rejected[item.id] = reason
             if rejected:
                 stats.rejected.extend(rejected.items())
+                for item_id in rejected:
+                    self._sources.pop(item_id, None)  # never written: no source to record
                 to_embed = [item for item in to_embed if item.id not in rejected]
                 pending = [item for item in pending if item.id not in rejected]
         reusable = self.store.vectors_by_hash(

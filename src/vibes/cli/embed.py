@@ -366,13 +366,26 @@ def embed_multi(
         )
 
     seen_ids: dict[str | None, set[str]] = {}
-    file_sources = [files_source(directory, prefix) for directory, _ in files]
+    file_sources = [files_source(directory, pattern, prefix) for directory, pattern in files]
     if prune:
         items = _recording_ids(items, seen_ids)
+
+    def prune_refused() -> bool:
+        # A directory that could not be listed hides files that may well still exist:
+        # pruning their items would delete what the user still has.
+        unreadable = skipped_files.get(UNREADABLE_DIRECTORY)
+        if unreadable is None:
+            return False
+        click.echo(
+            f"Warning: not pruning: {unreadable.describe('directory', 'that could not be read')}",
+            err=True,
+        )
+        return True
+
     if dry_run:
         for _ in items:
             pass  # read every input, to know which ids are still there
-        stale = _stale(db, collection, file_sources, seen_ids, prefix)
+        stale = [] if prune_refused() else _stale(db, collection, file_sources, seen_ids, prefix)
         for item_id in stale:
             click.echo(item_id)
         if not quiet:
@@ -386,7 +399,9 @@ def embed_multi(
     # Read the first item before creating the collection: bad input creates nothing.
     first = next(items, None)
     if first is None:
-        pruned = _prune(db, collection, file_sources, seen_ids, prefix) if prune else 0
+        pruned = 0
+        if prune and not prune_refused():
+            pruned = _prune(db, collection, file_sources, seen_ids, prefix)
         if not quiet:
             click.echo("Nothing to embed: the input holds no items", err=True)
             if empty_rows.count:
@@ -431,7 +446,9 @@ def embed_multi(
             chunk=chunker,
             chunk_options=parsed_chunk_options,
         )
-        pruned = _prune(db, collection, file_sources, seen_ids, prefix) if prune else 0
+        pruned = 0
+        if prune and not prune_refused():
+            pruned = _prune(db, collection, file_sources, seen_ids, prefix)
     except KeyboardInterrupt:
         raise Interrupted(
             f"Interrupted: {saved} items were saved; run the same command again to resume"

@@ -37,10 +37,14 @@ EMPTY = "empty"
 UNREADABLE_DIRECTORY = "unreadable directory"
 
 
-def files_source(directory: str, prefix: str = "") -> str:
-    """The source recorded for items read from ``directory`` with ``prefix`` on their ids:
-    ``--prune`` deletes only items of the same source whose files are gone."""
-    return json.dumps({"files": str(Path(directory).resolve()), "prefix": prefix})
+def files_source(directory: str, pattern: str, prefix: str = "") -> str:
+    """The source recorded for items read from ``directory`` through ``pattern`` with
+    ``prefix`` on their ids: ``--prune`` deletes only items of the same source whose files
+    are gone (or now ignored). The pattern is part of it: files that another pattern read
+    from the same directory (``*.txt`` after ``*.md``) are not this run's to prune."""
+    return json.dumps(
+        {"files": str(Path(directory).resolve()), "pattern": pattern, "prefix": prefix}
+    )
 
 
 def _segments(pattern: str) -> list[str]:
@@ -248,7 +252,7 @@ def read_files(
     """
     encodings = tuple(encodings) or DEFAULT_ENCODINGS
     for directory, pattern in patterns:
-        source = files_source(directory, prefix)
+        source = files_source(directory, pattern, prefix)
         for path, relative in walk(
             directory, pattern, hidden=hidden, gitignore=gitignore, on_skip=on_skip
         ):
