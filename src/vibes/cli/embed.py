@@ -352,6 +352,8 @@ def embed_multi(
         else:
             assert input_path is not None  # the one source given
             stream, name = open_input(input_path)
+            if input_path != "-":
+                click.get_current_context().call_on_close(stream.close)
             encoding = encodings[0] if encodings else "utf-8-sig"
             rows = read_rows(stream, name, format_, encoding)
             if show_progress and input_path != "-":

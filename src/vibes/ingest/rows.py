@@ -67,6 +67,12 @@ def read_rows(
     except UnicodeError as error:  # UnicodeDecodeError, and UTF-16's missing byte order mark
         reason = error.reason if isinstance(error, UnicodeDecodeError) else error
         raise InputError(f"{name}: not valid {encoding} text ({reason})") from None
+    finally:
+        # Let go of the stream without closing it: it is the caller's (stdin, say).
+        try:
+            text.detach()
+        except ValueError:
+            pass  # the caller closed it already
 
 
 def _read_csv(text: IO[str], name: str, delimiter: str) -> Iterator[Row]:
