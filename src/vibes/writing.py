@@ -20,6 +20,7 @@ from .errors import (
     ModelMismatchError,
     VibesError,
 )
+from .filters import is_number
 from .items import ChunkInfo, EmbedStats, Item, as_item
 from .models.base import EmbeddingModel, embed_array
 from .store.base import (
@@ -497,14 +498,12 @@ def _given_vectors(items: list[Item]) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
             return np.asarray([item.vector for item in items], dtype=np.float32)
     except (TypeError, ValueError):
-        bad = next(i.id for i in items if not _all_numbers(i.vector))
+        bad = next(
+            (i.id for i in items if not all(is_number(v) for v in i.vector or ())), items[0].id
+        )
         raise VibesError(
             f"Given vector for item {bad!r} holds values that are not numbers"
         ) from None
-
-
-def _all_numbers(values: Any) -> bool:
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values or ())
 
 
 def check_same_collection(found: CollectionRecord, wanted: CollectionRecord) -> CollectionRecord:

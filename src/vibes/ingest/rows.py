@@ -17,6 +17,7 @@ from typing import IO, Any, cast
 from .. import jsontext
 from ..collection import Item
 from ..errors import InputError
+from ..filters import is_number
 
 FORMATS = ("csv", "tsv", "json", "nl")
 _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv"}
@@ -95,15 +96,20 @@ def _read_csv(text: IO[str], name: str, delimiter: str) -> Iterator[Row]:
         raise InputError(f"{name} line {reader.line_num}: malformed CSV: {error}") from None
 
 
-def _read_json(text: IO[str], name: str, _delimiter: str) -> Iterator[Row]:
+def parse_json_document(text: str, name: str) -> Any:
+    """A whole JSON document (strict: no NaN), or a one-line error naming where it breaks."""
     try:
-        data = jsontext.loads(text.read())
+        return jsontext.loads(text)
     except json.JSONDecodeError as error:
         raise InputError(
             f"{name} line {error.lineno} column {error.colno}: invalid JSON: {error.msg}"
         ) from None
     except ValueError as error:
         raise InputError(f"{name}: invalid JSON: {error}") from None
+
+
+def _read_json(text: IO[str], name: str, _delimiter: str) -> Iterator[Row]:
+    data = parse_json_document(text.read(), name)
     if not isinstance(data, list):
         raise InputError(f"{name}: expected a JSON array of objects")
     for number, value in enumerate(data, 1):
@@ -234,7 +240,7 @@ def rows_to_items(
             special.add(VECTOR_COLUMN)
             if values[VECTOR_COLUMN] not in (None, ""):
                 vector = _parse_json_cell(values[VECTOR_COLUMN], location, VECTOR_COLUMN, list)
-                if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vector):
+                if not all(is_number(x) for x in vector):
                     raise InputError(f"{location}: column 'embedding' must hold numbers")
         for column in spec.metadata_columns:
             if column in values:

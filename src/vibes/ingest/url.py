@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .. import jsontext
 from ..errors import InputError
-from .rows import FORMATS, Row, detect_format, read_nl_lines, read_rows
+from .rows import FORMATS, Row, detect_format, parse_json_document, read_nl_lines, read_rows
 
 if TYPE_CHECKING:
     from http.client import HTTPResponse
@@ -112,7 +112,7 @@ class UrlRows:
             text = io.TextIOWrapper(stream, encoding=encoding, newline="")
             try:
                 if fmt == "json" or head.startswith(b"["):
-                    document: Any = _parse(text.read(), url)
+                    document: Any = parse_json_document(text.read(), url)
                 else:
                     # An object first: a page of rows (one JSON document), or JSON lines.
                     lines = enumerate(text, 1)
@@ -120,7 +120,7 @@ class UrlRows:
                     try:
                         document = jsontext.loads(first[1])
                     except json.JSONDecodeError:  # one document over several lines
-                        document = _parse(first[1] + text.read(), url)
+                        document = parse_json_document(first[1] + text.read(), url)
                     except ValueError as error:  # NaN, Infinity
                         raise InputError(f"{url} line {first[0]}: invalid JSON: {error}") from None
                     else:
@@ -238,17 +238,6 @@ class _Body(io.RawIOBase):
 
 def _is_page(document: Any) -> bool:
     return isinstance(document, dict) and isinstance(document.get("rows"), list)
-
-
-def _parse(text: str, url: str) -> Any:
-    try:
-        return jsontext.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"{url} line {error.lineno} column {error.colno}: invalid JSON: {error.msg}"
-        ) from None
-    except ValueError as error:
-        raise InputError(f"{url}: invalid JSON: {error}") from None
 
 
 def _declared_format(url: str, content_type: str) -> str | None:
