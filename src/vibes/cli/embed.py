@@ -17,12 +17,12 @@ from .options import (
     apply_key,
     database_option,
     distance_option,
-    from_environment,
     key_option,
     model_option,
     open_database,
     parse_json_object,
     read_content,
+    requested_model,
     stderr_is_terminal,
 )
 
@@ -109,7 +109,7 @@ def embed(
     if collection and id:  # (a COLLECTION without an ID was refused above)
         db = open_database(database, create=True)
         target = db.collection(
-            collection, _requested_model(db, collection, model), distance=distance
+            collection, requested_model(db, collection, model), distance=distance
         )
         apply_key(target.model(), key)
         target.embed(id, value, metadata=parsed_metadata, store=store)
@@ -413,7 +413,7 @@ def embed_multi(
         return
     if url_rows is not None:
         total = url_rows.total  # known once the first page is read (Datasette counts rows)
-    target = db.collection(collection, _requested_model(db, collection, model), distance=distance)
+    target = db.collection(collection, requested_model(db, collection, model), distance=distance)
     if key is not None:
         apply_key(target.model(), key)
     saved = 0
@@ -513,15 +513,6 @@ class _Tally:
 
 def _items(count: int) -> str:
     return f"{count} item{'s' if count != 1 else ''}"
-
-
-def _requested_model(db: Database, collection: str, model: str | None) -> str | None:
-    """The model named for ``collection``: a model from the environment ($VIBES_MODEL,
-    $LLM_EMBEDDING_MODEL) is a default for new collections, as in llm, not a request
-    that an existing collection's own model would refuse."""
-    if model is not None and from_environment("model") and db.has_collection(collection):
-        return None
-    return model
 
 
 def _stale(

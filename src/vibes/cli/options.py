@@ -68,6 +68,15 @@ def from_environment(parameter: str) -> bool:
     return ctx is not None and ctx.get_parameter_source(parameter) is ParameterSource.ENVIRONMENT
 
 
+def requested_model(db: Database, collection: str, model: str | None) -> str | None:
+    """The model named for ``collection``: a model from the environment ($VIBES_MODEL,
+    $LLM_EMBEDDING_MODEL) is a default for new collections, as in llm, not a request
+    that an existing collection's own model would refuse."""
+    if model is not None and from_environment("model") and db.has_collection(collection):
+        return None
+    return model
+
+
 def key_option(function: Callable) -> Callable:
     return click.option(
         "--key", help="API key to use, or the name of one saved with 'vibes keys set'"

@@ -15,11 +15,11 @@ from .options import (
     database_option,
     emit_json_lines,
     emit_table,
-    from_environment,
     key_option,
     model_option,
     open_database,
     read_content,
+    requested_model,
 )
 
 if TYPE_CHECKING:
@@ -104,13 +104,11 @@ def similar(
         raise click.UsageError("Give an ID or -c/-i content, not both")
     if plain and table:
         raise click.UsageError("Give --plain or --table, not both")
-    if from_environment("model"):
-        model = None  # a default from $VIBES_MODEL / $LLM_EMBEDDING_MODEL: the collection's own
     from ..items import Query
 
     db = open_database(database)
     # Naming another model than the collection's is refused (ModelMismatchError).
-    target = db.collection(collection, model, create=False)
+    target = db.collection(collection, requested_model(db, collection, model), create=False)
     if key is not None:
         apply_key(target.model(), key)
     query = Query(id=id) if id else Query(text=read_content(content, input_path, binary))
