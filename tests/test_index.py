@@ -52,6 +52,22 @@ def indexed(db_path, test_plugin, small_threshold):
     return collection, vectors
 
 
+def answered_by(collection, monkeypatch) -> list[str]:
+    """The names of the retrievers that answer this collection's searches, as they do."""
+    answered: list[str] = []
+    for retriever in collection.database.searcher.vector_retrievers:
+        original = retriever.retrieve
+
+        def spy(request, original=original, name=retriever.name):
+            found = original(request)
+            if found is not None:
+                answered.append(name)
+            return found
+
+        monkeypatch.setattr(retriever, "retrieve", spy)
+    return answered
+
+
 def exact_ids(collection, query, n=10, **options):
     return [m.id for m in collection.similar_by_vector(query, n, exact=True, **options)]
 
@@ -92,17 +108,7 @@ def test_index_is_built_automatically_above_the_threshold(indexed, invoke, db_pa
 def test_approximate_results_match_exact_ones(indexed, monkeypatch):
     collection, vectors = indexed
     queries = clustered(20, seed=3)
-    answered = []
-    for retriever in collection.database.searcher.vector_retrievers:
-        original = retriever.retrieve
-
-        def spy(request, original=original, name=retriever.name):
-            found = original(request)
-            if found is not None:
-                answered.append(name)
-            return found
-
-        monkeypatch.setattr(retriever, "retrieve", spy)
+    answered = answered_by(collection, monkeypatch)
     approximate = [ann_ids(collection, q) for q in queries]
     # The graph answered every default search; the exact matrix none of them.
     assert answered == ["approximate"] * 20

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_index import DIMENSIONS, clustered, exact_ids, index_file, items
+import test_index
+from test_index import DIMENSIONS, answered_by, clustered, exact_ids, index_file, items
 
 import vibes
 import vibes.search.retrievers
@@ -22,19 +23,9 @@ from vibes.index import manager
 from vibes.index.exact import ExactIndex, scores_agree
 from vibes.index.hnsw import HNSWIndex
 
-
-@pytest.fixture
-def small_threshold(monkeypatch):
-    monkeypatch.setenv("VIBES_INDEX_MIN_ITEMS", "100")
-
-
-@pytest.fixture
-def indexed(db_path, test_plugin, small_threshold):
-    """A collection of 400 clustered vectors, indexed automatically."""
-    vectors = clustered(400)
-    collection = vibes.Database(db_path).collection("c", model="hash")
-    collection.embed_multi(items(vectors), batch_size=100)
-    return collection, vectors
+# The fixtures of test_index, shared: a low index threshold, and 400 indexed vectors.
+small_threshold = test_index.small_threshold
+indexed = test_index.indexed
 
 
 def lines(output: str) -> list[dict]:
@@ -63,22 +54,6 @@ def scribble(collection, first: str, count: int, seed: int = 1, *, rot: bool = T
     file.write_bytes(bytes(data))
     if rot:
         os.utime(file, ns=(before.st_atime_ns, before.st_mtime_ns))
-
-
-def answered_by(collection, monkeypatch) -> list[str]:
-    """The names of the retrievers that answer this collection's searches, as they do."""
-    answered: list[str] = []
-    for retriever in collection.database.searcher.vector_retrievers:
-        original = retriever.retrieve
-
-        def spy(request, original=original, name=retriever.name):
-            found = original(request)
-            if found is not None:
-                answered.append(name)
-            return found
-
-        monkeypatch.setattr(retriever, "retrieve", spy)
-    return answered
 
 
 # -- damage ------------------------------------------------------------------------------
