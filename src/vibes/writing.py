@@ -152,9 +152,7 @@ class Writer:
             self._write_batch(batch, store, stats)
             if on_batch is not None:
                 on_batch(len(batch), stats)
-        if self._sources and self.target.id != NOT_CREATED:
-            with self.store.transaction() as tx:
-                self._write_sources(tx)
+        self._flush_sources()
         if stats.duplicates:
             named = ", ".join(repr(i) for i in stats.duplicate_ids)
             more = ", ..." if stats.duplicates > len(stats.duplicate_ids) else ""
@@ -174,13 +172,23 @@ class Writer:
         self._seen.add(item_id)
         return False
 
-    def _write_sources(self, tx: Transaction) -> None:
-        """Record the sources noted since the last batch, where they changed."""
+    def _source_changes(self) -> dict[str, str | None]:
+        """The sources noted since the last write that differ from those recorded (the
+        noted ones are forgotten either way)."""
         pending, self._sources = self._sources, {}
+        if not pending or self.target.id == NOT_CREATED:
+            return {}
         recorded = self.store.sources(self.target.id, list(pending))
-        changed = {i: s for i, s in pending.items() if recorded.get(i) != s}
-        if changed:
-            self.store.set_sources(tx, self.target.id, changed)
+        return {i: s for i, s in pending.items() if recorded.get(i) != s}
+
+    def _flush_sources(self) -> None:
+        """Record the sources of items and documents that were left unchanged, opening a
+        write transaction only when one changed (a re-run of unchanged input writes
+        nothing)."""
+        changes = self._source_changes()
+        if changes:
+            with self.store.transaction() as tx:
+                self.store.set_sources(tx, self.target.id, changes)
 
     def _chunked(
         self,
@@ -343,9 +351,7 @@ class Writer:
         ]
         chunked = [item for item in items if item.chunk is not None]
         if not writes and not refresh and not chunked:
-            if self._sources and self.target.id != NOT_CREATED:
-                with self.store.transaction() as tx:
-                    self._write_sources(tx)
+            self._flush_sources()
             return
         with self.store.transaction() as tx:
             if self.target.id == NOT_CREATED:
@@ -382,7 +388,9 @@ class Writer:
                             tx, target.id, item.chunk.finish
                         )
                         stats.documents += 1
-            self._write_sources(tx)
+            changes = self._source_changes()
+            if changes:
+                self.store.set_sources(tx, target.id, changes)
 
     def _create(self, tx: Transaction, writes: list[ItemWrite]) -> None:
         """Create the target inside the first batch's transaction (or take the one another
