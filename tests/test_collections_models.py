@@ -106,6 +106,7 @@ def test_models_list_default_and_aliases(invoke, test_plugin):
     by_id = {row["id"]: row for row in rows}
     assert by_id[vibes.models.DEFAULT_MODEL_ID] == {
         "id": vibes.models.DEFAULT_MODEL_ID,
+        "kind": "embedding",
         "dimensions": 384,
         "aliases": ["minilm", "all-MiniLM-L6-v2"],
         "default": True,

@@ -1,6 +1,7 @@
 """Tiny, randomly initialised models of the real architectures, saved the way users get them:
-a BERT and a T5 encoder saved as sentence-transformers directories, and a CLIP saved with its
-processor. Everything is built here, offline: no file comes from a hub."""
+a BERT and a T5 encoder saved as sentence-transformers directories, a CLIP saved with its
+processor, and a BERT cross-encoder (a re-ranker) saved as a transformers directory.
+Everything is built here, offline: no file comes from a hub."""
 
 from __future__ import annotations
 
@@ -65,6 +66,36 @@ def make_sentence_transformer(directory: Path) -> Path:
     model = SentenceTransformer(modules=[Transformer(str(bert), max_seq_length=64), Pooling(32)])
     target = directory / "tiny-st"
     model.save(str(target))
+    return target
+
+
+def make_cross_encoder(directory: Path) -> Path:
+    """A BERT with a one-label classification head, as cross-encoders such as
+    ms-marco-MiniLM-L6-v2 are published: a transformers directory that
+    sentence-transformers' CrossEncoder loads. Weights are drawn wider than BERT's
+    default, so that different pairs get clearly different scores."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    torch.manual_seed(0)
+    target = directory / "tiny-cross-encoder"
+    target.mkdir(parents=True)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","]
+    words += list("abcdefghijklmnopqrstuvwxyz0123456789")
+    words += ["the", "dog", "cat", "beach", "runs", "sand", "sleeps", "sofa", "on", "a"]
+    (target / "vocab.txt").write_text("\n".join(words))
+    BertTokenizerFast(str(target / "vocab.txt")).save_pretrained(target)
+    config = BertConfig(
+        vocab_size=len(words),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=1,
+        initializer_range=0.5,
+    )
+    BertForSequenceClassification(config).save_pretrained(target)
     return target
 
 

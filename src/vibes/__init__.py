@@ -27,6 +27,7 @@ from .filters import Filter, build_filter
 from .hookspecs import hookimpl
 from .items import DocumentMatch, EmbedStats, Item, Match, Query, SearchResults
 from .models import EmbeddingModel, default_model_id, get_model, registered_models
+from .search.rerank import Reranker, get_reranker
 
 __version__ = "0.1.0"
 
@@ -50,6 +51,7 @@ __all__ = [
     "ModelMismatchError",
     "SettingsError",
     "Query",
+    "Reranker",
     "SearchResults",
     "StorageError",
     "UnknownCollectionError",
@@ -58,6 +60,7 @@ __all__ = [
     "build_filter",
     "default_model_id",
     "get_model",
+    "get_reranker",
     "hookimpl",
     "registered_models",
 ]

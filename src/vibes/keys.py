@@ -77,3 +77,23 @@ def get_key(name: str | None, env_var: str | None = None) -> str | None:
     if env_var and os.environ.get(env_var):
         return os.environ[env_var]
     return _load().get(name) if name else None
+
+
+def require_key(
+    who: str,
+    name: str | None,
+    env_var: str | None,
+    *,
+    override: str | None = None,
+    needed: bool = True,
+) -> str | None:
+    """The key an API model sends: ``override`` (``--key``), else :func:`get_key`. When
+    none is found and one is ``needed``, an error saying how to give one, starting with
+    ``who`` (``"Model text-embedding-3-small"``)."""
+    key = override or get_key(name, env_var)
+    if key is None and needed:
+        ways = [f"set ${env_var}"] if env_var else []
+        if name:
+            ways.append(f"run 'vibes keys set {name}'")
+        raise VibesError(f"{who} needs an API key: {' or '.join(ways)}")
+    return key

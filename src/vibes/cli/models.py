@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..models.registrations import KINDS
 from . import cli
 from .options import DefaultGroup, default_database, emit_json_lines, emit_table, table_option
 
@@ -19,13 +20,14 @@ if TYPE_CHECKING:
 
 @cli.group(cls=DefaultGroup, default_command="list")
 def models() -> None:
-    """List, register and choose embedding models (default: list)."""
+    """List, register and choose embedding models and re-rankers (default: list)."""
 
 
 @models.command(name="list")
 @table_option
 def models_list(table: bool) -> None:
-    """List the embedding models, with their dimensions and aliases.
+    """List the embedding models, with their dimensions and aliases, then the registered
+    re-rankers. "kind" is "embedding", or a re-ranker's kind ("cross-encoder", "rerank").
 
     \b
     Examples:
@@ -34,6 +36,7 @@ def models_list(table: bool) -> None:
     """
     from ..errors import UnknownModelError
     from ..models import default_model_id, get_model, registered_models
+    from ..models.registrations import reranker_registrations
 
     default = default_model_id()
     try:
@@ -42,26 +45,43 @@ def models_list(table: bool) -> None:
         default = get_model(default).model_id
     except UnknownModelError:
         pass
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": entry.model.model_id,
+            "kind": "embedding",
             "dimensions": known_dimensions(entry.model),
             "aliases": list(entry.aliases),
             "default": entry.model.model_id == default,
         }
         for entry in registered_models()
     ]
+    rows += [
+        {
+            "id": entry["model_id"],
+            "kind": entry["kind"],
+            "dimensions": None,
+            "aliases": [] if entry["alias"] == entry["model_id"] else [entry["alias"]],
+            "default": False,
+        }
+        for entry in reranker_registrations()
+    ]
     if table:
         for row in rows:
             row["default"] = "*" if row["default"] else ""
-        emit_table(rows, ["id", "dimensions", "aliases", "default"])
+        emit_table(rows, ["id", "kind", "dimensions", "aliases", "default"])
     else:
         emit_json_lines(rows)
 
 
 @models.command(name="register")
 @click.argument("path_or_name", required=False)
-@click.option("--alias", required=True, help="Name to use the model by (-m NAME)")
+@click.option("--alias", required=True, help="Name to use the model by (-m NAME, --rerank NAME)")
+@click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    help="What the model is (default: read from the directory's files; api with --api); "
+    "cross-encoder and rerank (with --api) are re-rankers",
+)
 @click.option(
     "--model-id",
     help="Id collections record (default: the Hugging Face name, the API's model name, "
@@ -73,7 +93,9 @@ def models_list(table: bool) -> None:
     "--normalize/--no-normalize", default=None, help="Scale vectors to unit length (or not)"
 )
 @click.option("--max-length", type=click.IntRange(min=1), help="Tokens of a text the model reads")
-@click.option("--api", "api_url", help="Base URL of an OpenAI-compatible API, e.g. http://host/v1")
+@click.option(
+    "--api", "api_url", help="Base URL of an OpenAI-compatible (or /v1/rerank) API: http://host/v1"
+)
 @click.option("--api-model", help="The model name the API knows (default: the alias)")
 @click.option("--api-key-name", help="Key saved with 'vibes keys set NAME' to send")
 @click.option("--api-key-env", help="Environment variable holding the key")
@@ -81,6 +103,7 @@ def models_list(table: bool) -> None:
 def models_register(
     path_or_name: str | None,
     alias: str,
+    kind: str | None,
     model_id: str | None,
     query_prefix: str,
     document_prefix: str,
@@ -93,7 +116,9 @@ def models_register(
     dimensions: int | None,
 ) -> None:
     """Make a model usable by name: a sentence-transformers or CLIP directory (or a name in
-    the local Hugging Face cache), or a model behind an OpenAI-compatible API. Saved in the
+    the local Hugging Face cache), or a model behind an OpenAI-compatible API; or a
+    re-ranker for 'vibes similar --rerank': a cross-encoder directory, or a server
+    speaking /v1/rerank (llama.cpp, Jina, Cohere, text-embeddings-inference). Saved in the
     user settings. Collections record the model's id (--model-id), not its alias, so that
     another machine knows the model.
 
@@ -106,6 +131,10 @@ def models_register(
           --alias nomic
       vibes models register --api https://api.example.com/v1 --api-model embed-v3 \\
           --alias remote --api-key-name example
+      vibes models register ~/models/ms-marco-MiniLM-L6-v2 --alias marco \\
+          --kind cross-encoder
+      vibes models register --kind rerank --api http://localhost:8080/v1 \\
+          --api-model bge-reranker-v2-m3 --alias bge-rerank
     """
     from ..models.registrations import register
 
@@ -114,6 +143,7 @@ def models_register(
     entry = register(
         path_or_name,
         alias=alias,
+        kind=kind,
         model_id=model_id,
         api_url=api_url,
         api_model=api_model,
@@ -131,7 +161,7 @@ def models_register(
 @models.command(name="unregister")
 @click.argument("alias")
 def models_unregister(alias: str) -> None:
-    """Forget a model registered with 'vibes models register'.
+    """Forget a model (or re-ranker) registered with 'vibes models register'.
 
     \b
     Example:

@@ -71,6 +71,12 @@ def get_model(name: str | None = None) -> EmbeddingModel:
     for entry in registered_models():
         if wanted in entry.aliases:
             return entry.model
+    from .registrations import find_reranker
+
+    if find_reranker(wanted) is not None:
+        raise UnknownModelError(
+            f"{wanted} is a re-ranker, not an embedding model (it goes with --rerank)"
+        )
     from .llm_models import PREFIX, llm_model
 
     if wanted.startswith(PREFIX) or not _looks_local(wanted):

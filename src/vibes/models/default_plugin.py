@@ -9,7 +9,7 @@ from typing import Any
 from ..hookspecs import hookimpl
 from . import DEFAULT_MODEL_ID
 from .openai import OPENAI_MODELS, OpenAICompatibleModel
-from .registrations import build, registrations
+from .registrations import build, is_reranker, registrations
 from .sentence_transformers import SentenceTransformerModel
 
 
@@ -29,6 +29,8 @@ def register_embedding_models(register: Callable[..., Any]) -> None:
     for model_id, dimensions, aliases in OPENAI_MODELS:
         register(OpenAICompatibleModel(model_id, model_id, dimensions=dimensions), aliases=aliases)
     for entry in registrations():
+        if is_reranker(entry):
+            continue  # not an embedding model: vibes.search.rerank.get_reranker builds it
         # An alias equal to the id (an API model named by its alias) adds nothing.
         alias = entry["alias"]
         register(build(entry), aliases=() if alias == entry["model_id"] else (alias,))

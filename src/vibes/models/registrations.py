@@ -5,6 +5,11 @@ and a model id, which is what a collection records: a Hugging Face name, the API
 name, or for a local directory a hub name found in its files, else a ``local:`` id made
 from the directory's name and a fingerprint of its files. Collections made before model
 ids existed recorded the alias; lookups by alias keep them working.
+
+Re-rankers register here too (kinds ``cross-encoder``, a local sentence-transformers
+``CrossEncoder`` directory, and ``rerank``, a server speaking ``/v1/rerank``): they share
+the names of embedding models, so that one name never means two models, but they are
+never embedding models (:func:`vibes.search.rerank.get_reranker` builds them).
 """
 
 from __future__ import annotations
@@ -24,7 +29,18 @@ from ..errors import VibesError
 from .base import EmbeddingModel
 
 SETTINGS_KEY = "models"
-KINDS = ("sentence-transformers", "clip", "api")
+#: The kinds of embedding models a registration can be.
+EMBEDDING_KINDS = ("sentence-transformers", "clip", "api")
+#: The kinds of re-rankers: a local cross-encoder directory, or a ``/v1/rerank`` server.
+RERANKER_KINDS = ("cross-encoder", "rerank")
+KINDS = EMBEDDING_KINDS + RERANKER_KINDS
+#: The kinds served over HTTP, registered with ``--api URL``.
+API_KINDS = ("api", "rerank")
+#: The only keys a re-ranker's registration may hold, by kind.
+_RERANKER_KEYS = {
+    "cross-encoder": frozenset({"alias", "kind", "model_id", "path", "max_length"}),
+    "rerank": frozenset({"alias", "kind", "model_id", "url", "api_model", "key_name", "key_env"}),
+}
 #: Prefix of the ids of llm's models (``llm:ada-002``): never a registration's name.
 LLM_PREFIX = "llm:"
 #: Prefix of the ids made for local directories that name no hub model.
@@ -66,8 +82,12 @@ def _problem(entry: Any) -> str | None:
     kind = entry.get("kind", "sentence-transformers")
     if kind not in KINDS:
         return f'has "kind" {kind!r}; it must be one of {", ".join(KINDS)}'
+    if kind in RERANKER_KINDS:
+        for key in entry:
+            if key not in _RERANKER_KEYS[kind]:
+                return f'has "{key}", which a re-ranker ({kind}) does not take'
     strings = ["model_id", "query_prefix", "document_prefix"]
-    if kind == "api":
+    if kind in API_KINDS:
         url = entry.get("url")
         if not isinstance(url, str):
             return 'has no "url" (the API\'s base URL, a string)'
@@ -127,9 +147,14 @@ def _checked() -> tuple[list[dict[str, Any]], list[tuple[str | None, str]]]:
             model_id = stored or _derived_id(entry)
             if model_id in taken:
                 if stored:
+                    why = (
+                        "could not be told apart"
+                        if is_reranker(entry)
+                        else "would mix their vectors in a collection"
+                    )
                     problem = (
                         f'has the "model_id" {model_id!r} of {taken[model_id]}: two models '
-                        "under one id would mix their vectors in a collection"
+                        f"under one id {why}"
                     )
                 else:
                     # Saved before model ids existed: keep the alias as its id, as then.
@@ -157,6 +182,27 @@ def registrations() -> list[dict[str, Any]]:
     for _, message in skipped:
         warnings.warn(message + " (skipped)", SettingsWarning, stacklevel=2)
     return usable
+
+
+def is_reranker(entry: dict[str, Any]) -> bool:
+    """Whether a checked registration is a re-ranker, not an embedding model."""
+    return entry.get("kind") in RERANKER_KINDS
+
+
+def reranker_registrations() -> list[dict[str, Any]]:
+    """The usable re-ranker registrations, each with its ``model_id``; those skipped are
+    not warned about here (the embedding models' lookup already does)."""
+    return [entry for entry in _checked()[0] if is_reranker(entry)]
+
+
+def find_reranker(name: str) -> dict[str, Any] | None:
+    """The re-ranker registered under the alias ``name``, else with the id ``name``."""
+    found = reranker_registrations()
+    for key in ("alias", "model_id"):
+        for entry in found:
+            if entry[key] == name:
+                return entry
+    return None
 
 
 def registration_problem(name: str) -> str | None:
@@ -243,7 +289,7 @@ def local_model_id(path: Path) -> tuple[str, str]:
 
 def _derived_id(entry: dict[str, Any]) -> str:
     """The model id of a registration saved without one (before model ids existed)."""
-    if entry.get("kind") == "api":
+    if entry.get("kind") in API_KINDS:
         return str(entry.get("api_model") or entry["alias"])
     path = Path(entry["path"])
     if path.is_absolute() and path.is_dir():
@@ -294,6 +340,7 @@ def register(
     path_or_name: str | None = None,
     *,
     alias: str,
+    kind: str | None = None,
     model_id: str | None = None,
     api_url: str | None = None,
     api_model: str | None = None,
@@ -305,13 +352,16 @@ def register(
     normalize: bool | None = None,
     max_length: int | None = None,
 ) -> dict[str, Any]:
-    """Save a registration (replacing one with the same alias) and return it.
+    """Save a registration (replacing one with the same alias) and return it as saved.
 
-    A local directory (a sentence-transformers model, or a CLIP model saved with its
-    processor) or a model name in the local Hugging Face cache; or, with ``api_url``, a
-    model behind an OpenAI-compatible ``/v1/embeddings`` API. ``model_id`` is what
-    collections record (default: the Hugging Face name, the API's model name, or one
-    derived from the directory's files); it and the alias may not be another model's.
+    A local directory (a sentence-transformers model, a CLIP model saved with its
+    processor, or a cross-encoder) or a model name in the local Hugging Face cache; or,
+    with ``api_url``, a model behind an OpenAI-compatible ``/v1/embeddings`` API (or, with
+    ``kind="rerank"``, a re-ranker behind a ``/v1/rerank`` API). ``kind`` is one of
+    :data:`KINDS`; by default it is read from the directory's files (or is ``api`` with
+    ``api_url``). ``model_id`` is what collections record (default: the Hugging Face
+    name, the API's model name, or one derived from the directory's files); it and the
+    alias may not be another model's.
     """
     alias = (alias or "").strip()
     if not alias:
@@ -320,6 +370,18 @@ def register(
         model_id = model_id.strip()
         if not model_id:
             raise VibesError("--model-id must not be empty")
+    _check_kind(kind, api_url)
+    if kind in RERANKER_KINDS:
+        given = {
+            "--query-prefix": query_prefix,
+            "--document-prefix": document_prefix,
+            "--normalize": normalize,
+            "--dimensions": dimensions,
+            "--max-length": max_length if kind == "rerank" else None,
+        }
+        for option, value in given.items():
+            if value not in (None, ""):
+                raise VibesError(f"{option} does not apply to a re-ranker (--kind {kind})")
     entry: dict[str, Any] = {"alias": alias}
     source = "--model-id"
     if api_url:
@@ -329,7 +391,7 @@ def register(
         if problem:
             raise VibesError(f"--api {problem}")
         entry.update(
-            kind="api",
+            kind=kind or "api",
             url=api_url,
             api_model=api_model or alias,
             key_name=api_key_name,
@@ -354,28 +416,52 @@ def register(
             if not path.is_dir():
                 raise VibesError(f"Not a model directory: {path_or_name}")
             path = path.resolve()
-            kind = "clip" if _is_clip(path) else "sentence-transformers"
+            if kind is None:
+                kind = _local_kind(path)
+            elif kind == "cross-encoder":
+                problem = cross_encoder_problem(path)
+                if problem:
+                    raise VibesError(problem)
             entry.update(kind=kind, path=str(path))
             if model_id is None:
                 model_id, source = local_model_id(path)
         else:
             # A name in the Hugging Face cache: the name is the model's portable id.
-            entry.update(kind="sentence-transformers", path=path_or_name)
+            entry.update(kind=kind or "sentence-transformers", path=path_or_name)
             if model_id is None:
                 model_id, source = path_or_name, "the Hugging Face name"
     entry["model_id"] = model_id
     _refuse_shadowing(alias, model_id, source)
-    entry.update(
-        query_prefix=query_prefix,
-        document_prefix=document_prefix,
-        normalize=normalize,
-        max_length=max_length,
-    )
+    if entry["kind"] in RERANKER_KINDS:
+        entry.update(max_length=max_length)
+    else:
+        entry.update(
+            query_prefix=query_prefix,
+            document_prefix=document_prefix,
+            normalize=normalize,
+            max_length=max_length,
+        )
+    saved = {k: v for k, v in entry.items() if v not in (None, "")}
     settings = load_settings()
     kept = [e for e in _saved_entries(settings) if not _has_alias(e, alias)]
-    settings[SETTINGS_KEY] = kept + [{k: v for k, v in entry.items() if v not in (None, "")}]
+    settings[SETTINGS_KEY] = kept + [saved]
     save_settings(settings)
-    return entry
+    return saved
+
+
+def _check_kind(kind: str | None, api_url: str | None) -> None:
+    """Refuse a ``kind`` that is not one, or that does not go with (or without) --api."""
+    if kind is None:
+        return
+    if kind not in KINDS:
+        raise VibesError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if kind in API_KINDS and not api_url:
+        raise VibesError(f"--kind {kind} needs --api URL, the API's base URL")
+    if kind not in API_KINDS and api_url:
+        raise VibesError(
+            f"--api URL goes with --kind {' or '.join(API_KINDS)}, not --kind {kind} "
+            "(a local directory)"
+        )
 
 
 def _refuse_shadowing(alias: str, model_id: str, source: str) -> None:
@@ -400,12 +486,50 @@ def _has_alias(entry: Any, alias: str) -> bool:
     return isinstance(entry, dict) and entry.get("alias") == alias
 
 
-def _is_clip(path: Path) -> bool:
+def _config(path: Path) -> dict[str, Any]:
+    """The directory's config.json (empty when it has none, or none that can be read)."""
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and config.get("model_type") == "clip"
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _is_clip(path: Path) -> bool:
+    return _config(path).get("model_type") == "clip"
+
+
+def _architectures(path: Path) -> list[str]:
+    found = _config(path).get("architectures")
+    return [a for a in found if isinstance(a, str)] if isinstance(found, list) else []
+
+
+def _is_cross_encoder(path: Path) -> bool:
+    """Whether the directory holds a cross-encoder: a transformers model with a
+    sequence-classification head (what sentence-transformers' ``CrossEncoder`` loads)."""
+    names = _architectures(path)
+    return bool(names) and all(n.endswith("ForSequenceClassification") for n in names)
+
+
+def cross_encoder_problem(path: Path) -> str | None:
+    """Why the directory ``path`` cannot be a cross-encoder, or None when it may be one
+    (a config.json naming no architectures is given the benefit of the doubt)."""
+    names = _architectures(path)
+    if names and not _is_cross_encoder(path):
+        return (
+            f"{path} is not a cross-encoder: its config.json names {', '.join(names)}, not a "
+            "...ForSequenceClassification model"
+        )
+    return None
+
+
+def _local_kind(path: Path) -> str:
+    """The kind of model a directory holds, read from its config.json."""
+    if _is_clip(path):
+        return "clip"
+    if _is_cross_encoder(path):
+        return "cross-encoder"
+    return "sentence-transformers"
 
 
 def unregister(alias: str) -> None:
@@ -429,6 +553,8 @@ def build(entry: dict[str, Any]) -> EmbeddingModel:
 def _build(entry: dict[str, Any]) -> EmbeddingModel:
     kind = entry.get("kind")
     model_id = entry.get("model_id") or entry["alias"]
+    if kind in RERANKER_KINDS:
+        raise VibesError(f"{entry['alias']} is a re-ranker, not an embedding model")
     if kind == "api":
         from .openai import OpenAICompatibleModel
 
