@@ -345,7 +345,7 @@ def test_a_full_disk_keeps_committed_batches_and_says_so(tmp_path, db_path, test
         [*map(str, command), "--batch-size", "20", "-d", db_path],
         capture_output=True,
         text=True,
-        preexec_fn=_file_size_limit(300_000),
+        preexec_fn=_file_size_limit(700_000),
         timeout=120,
     )
     assert result.returncode == 1

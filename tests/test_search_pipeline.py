@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import vibes
+from vibes.errors import VibesError
 from vibes.filters import build_filter
 from vibes.index.manager import IndexManager, IndexWarning
 from vibes.items import Query
@@ -238,13 +239,46 @@ def test_documents_are_ranked_by_their_chunks(documents, score, expected):
 
 def test_fusion():
     one = [("a", 0.9), ("b", 0.5), ("c", 0.1)]
-    assert fuse([one], 2) == [("a", 0.9), ("b", 0.5)]  # one leg: scores untouched
-    assert fuse([], 3) == []
+    assert fuse({"vector": one}, 2)[0] == [("a", 0.9), ("b", 0.5)]  # one leg: untouched
+    assert fuse({}, 3) == ([], {})
     other = [("b", 12.0), ("c", 7.0)]
-    fused = fuse([one, other], 3, k=60)
+    fused, details = fuse({"vector": one, "text": other}, 3, k=60)
     assert [item for item, _ in fused] == ["b", "c", "a"]  # agreed on by both legs first
     assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
     assert fused[2][1] == pytest.approx(1 / 61)
+    assert details["b"] == {"vector": (2, 0.5), "text": (1, 12.0)}
+    assert details["a"] == {"vector": (1, 0.9)}  # the text leg missed it
+    # Weights scale each leg's share: a leg weighted 0 no longer moves anything.
+    only_text, _ = fuse({"vector": one, "text": other}, 3, weights={"vector": 0.0})
+    assert [item for item, _ in only_text][:2] == ["b", "c"]
+    assert dict(only_text)["a"] == 0.0
+
+
+def test_weighted_fusion_scales_each_leg_to_its_own_range():
+    vector = [("a", 0.90), ("b", 0.80), ("c", 0.70)]
+    text = [("c", 30.0), ("d", 20.0), ("a", 10.0)]
+    fused, _ = fuse(
+        {"vector": vector, "text": text}, 4, method="weighted", weights={"vector": 0.5, "text": 0.5}
+    )
+    scores = dict(fused)
+    # a: best vector (1.0), worst text (0.0); c: worst vector (0.0), best text (1.0).
+    assert scores["a"] == pytest.approx(0.5) and scores["c"] == pytest.approx(0.5)
+    assert scores["b"] == pytest.approx(0.25) and scores["d"] == pytest.approx(0.25)
+    leaning, _ = fuse(
+        {"vector": vector, "text": text}, 1, method="weighted", weights={"vector": 0.8, "text": 0.2}
+    )
+    assert leaning[0][0] == "a"
+
+
+def test_fusion_options_are_checked():
+    with pytest.raises(VibesError, match="Unknown fusion 'max'"):
+        SearchOptions(fusion="max").check()
+    with pytest.raises(VibesError, match="vector weight must be a number from 0 to 1"):
+        SearchOptions(weight=1.5).check()
+    with pytest.raises(VibesError, match="Unknown search mode 'both'"):
+        SearchOptions(mode="both").check()
+    with pytest.raises(VibesError, match="rrf_k must be a positive integer"):
+        SearchOptions(rrf_k=0).check()
 
 
 def test_one_database_serves_many_threads(tmp_path, test_plugin):

@@ -936,7 +936,7 @@ def test_prune_log_keeps_what_a_consumer_still_needs(store, cid):
     assert store.changes_since(cid, position)[1] == ["b"]
 
 
-def test_version_follows_vector_writes_only(store, cid):
+def test_version_follows_writes_of_vectors_and_texts_only(store, cid):
     versions = [store.version()]
 
     def changed() -> None:
@@ -951,8 +951,14 @@ def test_version_follows_vector_writes_only(store, cid):
     put(store, cid, [item("a", 3)])
     changed()
     with store.transaction() as tx:
-        store.update_stored(tx, cid, [ItemUpdate("a", "text", None, {"k": 1}, NOW)])
-    unchanged()
+        store.update_stored(tx, cid, [ItemUpdate("a", None, None, {"k": 1}, NOW)])
+    unchanged()  # metadata alone
+    with store.transaction() as tx:
+        store.update_stored(tx, cid, [ItemUpdate("a", "text", None, None, NOW)])
+    changed()  # a new text: the full-text index must see it
+    with store.transaction() as tx:
+        store.update_stored(tx, cid, [ItemUpdate("a", "text", None, None, NOW)])
+    unchanged()  # the same text again
     store.get_items(cid, ["a", "b"])
     store.load_matrix(cid, DIMS)
     store.matching(cid, Filter((Compare(("k",), "=", 1),)))

@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import ItemNotFoundError, UnknownModelError
+from .errors import ItemNotFoundError, UnknownModelError, VibesError
 from .filters import Filter, build_filter
+from .index.fulltext import FullText
 from .index.hnsw import HNSWParams
 from .index.manager import IndexManager, IndexWarning
 from .items import DocumentMatch, EmbedStats, Item, Match, Query, SearchResults
@@ -25,7 +26,12 @@ from .writing import NOT_CREATED, Writer, check_same_collection
 if TYPE_CHECKING:
     import numpy as np
 
+    from .search.rerank import Reranker
+
 __all__ = ["Collection", "DuplicateWarning"]
+
+#: What search() passes on to the pipeline (SearchOptions' fields, less n and filters).
+_SEARCH_OPTIONS = frozenset(SearchOptions.__dataclass_fields__) - {"n", "filters"}
 
 
 class DuplicateWarning(UserWarning):
@@ -37,6 +43,7 @@ class Services(Protocol):
 
     store: Store
     indexes: IndexManager
+    fulltext: FullText
     searcher: Searcher
 
 
@@ -151,6 +158,7 @@ class Collection:
         on_batch: Callable[[int, EmbedStats], None] | None = None,
         chunk: str | None = None,
         chunk_options: dict[str, Any] | None = None,
+        fulltext: bool = True,
     ) -> EmbedStats:
         """Embed many items, one transaction per batch; returns counts of what was done.
 
@@ -165,6 +173,11 @@ class Collection:
         its old ones; unchanged chunk texts are not embedded again, and unchanged documents
         are not even cut again.
 
+        A collection created by this call gets a full-text index (for ``mode="text"`` and
+        ``"hybrid"`` searches) unless ``fulltext=False``; the index of a collection that
+        has one is kept in step with every batch, with the text embedded even when it is
+        not stored.
+
         What went wrong without stopping the run (texts the model cut, an index that could
         not be updated) is in the returned stats' ``warnings`` and issued as warnings.
         """
@@ -173,7 +186,7 @@ class Collection:
         except UnknownModelError:
             model_limit = None  # the model is only needed if something must be embedded
         self._adopt_existing()
-        writer = Writer(self._store, self._record, self.model)
+        writer = Writer(self._store, self._record, self.model, fulltext=fulltext)
         try:
             stats = writer.write(
                 items,
@@ -311,6 +324,24 @@ class Collection:
         """Delete the approximate index; searches run exactly until the next build."""
         self.database.indexes.drop(self.record)
 
+    # -- full-text index -------------------------------------------------------------------
+
+    def fulltext_status(self) -> dict[str, Any]:
+        """The full-text index: ``state`` (``ready``, ``none``, ``damaged`` or
+        ``unavailable``), its tokenizer, items indexed, items without text, changes
+        pending (``vibes index``)."""
+        return self.database.fulltext.status(self.record)
+
+    def build_fulltext(self, tokenizer: str | None = None) -> dict[str, Any]:
+        """(Re)build the full-text index from the stored text; returns its status. Items
+        stored without text are indexed when they are embedded again (an unchanged
+        re-run of the same ``embed_multi`` does it without calling the model)."""
+        return self.database.fulltext.build(self.record, tokenizer)
+
+    def drop_fulltext(self) -> None:
+        """Delete the full-text index; text and hybrid searches then use vectors only."""
+        self.database.fulltext.drop(self.record)
+
     # -- searching -------------------------------------------------------------------------
 
     def search(
@@ -327,6 +358,12 @@ class Collection:
         documents: bool = False,
         document_score: str = "max",
         chunks_per_document: int = 3,
+        mode: str = "vector",
+        fusion: str = "rrf",
+        weight: float = 0.5,
+        snippets: bool = False,
+        rerank: Reranker | str | None = None,
+        **options: Any,
     ) -> SearchResults[Any]:
         """The one search entry point: the ``n`` best results for ``query``, best first.
 
@@ -338,6 +375,17 @@ class Collection:
         ``context=N`` to add to each chunk the N chunks before and after it, and
         ``documents=True`` to rank documents by their chunks (``document_score``: ``max``,
         ``mean`` or ``sum``; up to ``chunks_per_document`` chunks shown each).
+
+        ``mode``: ``"vector"`` (the default), ``"text"`` (the full-text index, BM25: the
+        query's words, any of them, never a syntax error; ``text_syntax=True`` passes
+        FTS5's own syntax) or ``"hybrid"`` (both, fused by ``fusion``: ``"rrf"``, or
+        ``"weighted"`` with ``weight`` the vector leg's share; each hit's ``legs`` gives
+        every leg's rank and score; ``depth`` hits per leg, default 50). ``snippets=True``
+        gives each hit the best fragment of its stored text with the query's words marked
+        (``snippet_marks``). ``rerank`` (a re-ranker or its name) scores the best
+        ``rerank_depth`` (default 30) hits again. When text search cannot answer (no
+        full-text index, a query without words) the search uses vectors and says so in
+        ``warnings``.
 
         Returns :class:`Match` objects (:class:`DocumentMatch` with ``documents=True``) in
         a list whose ``warnings`` say what the caller should know (index fallback, a cut
@@ -355,6 +403,12 @@ class Collection:
             documents=documents,
             document_score=document_score,
             chunks_per_document=chunks_per_document,
+            mode=mode,
+            fusion=fusion,
+            weight=weight,
+            snippets=snippets,
+            rerank=rerank,
+            **options,
         )[0]
 
     def search_many(
@@ -370,6 +424,11 @@ class Collection:
         """:meth:`search` for many queries at once: one model call, one matrix product."""
         if len(queries) == 0:
             return []
+        unknown = sorted(set(options) - _SEARCH_OPTIONS)
+        if unknown:
+            raise VibesError(
+                f"Unknown search option{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}"
+            )
         search_options = SearchOptions(
             n=n, filters=build_filter(filters, prefix=prefix, where=where), **options
         )

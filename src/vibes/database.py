@@ -7,6 +7,7 @@ from pathlib import Path
 from .collection import Collection
 from .config import default_database_path
 from .errors import DatabaseOpenError, ModelMismatchError, UnknownCollectionError, VibesError
+from .index.fulltext import FullText
 from .index.manager import IndexManager
 from .models import EmbeddingModel, get_model, same_model
 from .search import Searcher
@@ -44,8 +45,10 @@ class Database:
         self.store: Store = open_store(path)
         #: The approximate indexes of this database's collections.
         self.indexes = IndexManager(self.store)
+        #: The full-text indexes of this database's collections.
+        self.fulltext = FullText(self.store)
         #: The search pipeline, with its cache of vectors.
-        self.searcher = Searcher(self.store, self.indexes)
+        self.searcher = Searcher(self.store, self.indexes, self.fulltext)
 
     @property
     def path(self) -> str:

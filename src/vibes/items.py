@@ -53,10 +53,15 @@ class Match:
     lines: tuple[int, int] | None = None
     #: With ``context=N``: the chunks around this one, itself included, in order.
     context: list[dict[str, Any]] | None = None
+    #: With ``snippets=True``: the best matching fragment of the text, query words marked.
+    snippet: str | None = None
+    #: In hybrid search or after re-ranking: each stage's ``{"rank", "score"}`` for this
+    #: item (``vector``, ``text``, ``fused``, ``rerank``), None where a leg missed it.
+    legs: dict[str, dict[str, float] | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("document", "lines", "context"):
+        for key in ("document", "lines", "context", "snippet", "legs"):
             if data[key] is None:
                 del data[key]
         if self.lines is not None:

@@ -21,6 +21,7 @@ from .errors import (
     VibesError,
 )
 from .filters import is_number
+from .index.fulltext import FullText
 from .items import ChunkInfo, EmbedStats, Item, as_item
 from .models.base import EmbeddingModel, embed_array
 from .store.base import (
@@ -105,15 +106,26 @@ class Writer:
 
     ``model`` is called only when something must be embedded, so unchanged re-runs work
     even where the model is not installed. A ``target`` whose id is :data:`NOT_CREATED`
-    is created by the first batch that writes anything.
+    is created by the first batch that writes anything, with a full-text index unless
+    ``fulltext`` is False. Every batch keeps the collection's full-text index in step,
+    with the text it embeds whether or not the text is stored.
     """
 
     def __init__(
-        self, store: Store, target: CollectionRecord, model: Callable[[], EmbeddingModel]
+        self,
+        store: Store,
+        target: CollectionRecord,
+        model: Callable[[], EmbeddingModel],
+        *,
+        fulltext: bool = True,
     ) -> None:
         self.store = store
         self.target = target
         self._model = model
+        self.fulltext = FullText(store)
+        self._create_fulltext = fulltext
+        # Whether the target has a full-text index: asked once it exists.
+        self._indexed: bool | None = None
         # Sources of items and documents seen but not yet written (unchanged documents
         # yield no chunk, yet their source may need recording).
         self._sources: dict[str, str | None] = {}
@@ -226,6 +238,9 @@ class Writer:
                 and (previous.stored or not store)
                 # Chunks deleted since (by `vibes delete`, llm or SQL) are cut again.
                 and self.store.present_chunks(self.target.id, document.id) == previous.chunk_count
+                # So are chunks stored without text that the full-text index lacks (it
+                # was built after them): their vectors are reused, not embedded again.
+                and (previous.stored or not self._unindexed(document.id, previous.chunk_count))
             ):
                 stats.documents_skipped += 1
                 stats.skipped += previous.chunk_count
@@ -282,17 +297,22 @@ class Writer:
 
         refresh: list[ItemUpdate] = []
         pending: list[Item] = []
+        unchanged: list[Item] = []
         for item in items:
             old = existing.get(item.id)
             if item.vector is None and old is not None and old.content_hash == hashes[item.id]:
                 update = self._refresh(item, old, store, now)
                 if update is None:
                     stats.skipped += 1
+                    unchanged.append(item)
                 else:
                     refresh.append(update)
                     stats.updated += 1
             else:
                 pending.append(item)
+        # Unchanged items whose text the full-text index lacks (stored without text
+        # before the index existed) are indexed now, with the text at hand.
+        unindexed = self._unindexed_items(unchanged)
 
         vectors: dict[str, np.ndarray] = {}
         given = [item for item in pending if item.vector is not None]
@@ -350,7 +370,7 @@ class Writer:
             for item in pending
         ]
         chunked = [item for item in items if item.chunk is not None]
-        if not writes and not refresh and not chunked:
+        if not writes and not refresh and not chunked and not unindexed:
             self._flush_sources()
             return
         with self.store.transaction() as tx:
@@ -391,6 +411,32 @@ class Writer:
             changes = self._source_changes()
             if changes:
                 self.store.set_sources(tx, target.id, changes)
+            if self._has_fulltext():
+                known = {item.id: _text(item) for item in pending + unindexed}
+                known.update((update.id, update.content) for update in refresh if update.content)
+                self.fulltext.sync(tx, target.id, known)
+
+    def _has_fulltext(self) -> bool:
+        if self.target.id == NOT_CREATED:
+            return False
+        if self._indexed is None:
+            self._indexed = self.fulltext.enabled(self.target.id)
+        return self._indexed
+
+    def _unindexed_items(self, items: list[Item]) -> list[Item]:
+        """Those of ``items`` with text that the full-text index has no entry for."""
+        texts = [item for item in items if _text(item)]
+        if not texts or not self._has_fulltext():
+            return []
+        missing = set(self.store.fulltext_missing(self.target.id, [i.id for i in texts]))
+        return [item for item in texts if item.id in missing]
+
+    def _unindexed(self, document_id: str, chunk_count: int) -> bool:
+        """Whether any chunk of a stored document lacks its full-text entry."""
+        if not self._has_fulltext():
+            return False
+        ids = [f"{document_id}#{number}" for number in range(1, chunk_count + 1)]
+        return bool(self.store.fulltext_missing(self.target.id, ids))
 
     def _create(self, tx: Transaction, writes: list[ItemWrite]) -> None:
         """Create the target inside the first batch's transaction (or take the one another
@@ -405,6 +451,15 @@ class Writer:
             tx, wanted.name, wanted.model, dimensions, wanted.distance
         )
         self.target = check_same_collection(record, wanted)
+        # A new collection gets its full-text index from its first write; one that
+        # another writer created meanwhile keeps whatever it has.
+        if (
+            self._create_fulltext
+            and self.store.fulltext_state(self.target.id) is None
+            and self.store.count(self.target.id) == 0
+        ):
+            self.fulltext.create(tx, self.target.id)
+        self._indexed = None
         if writes:
             self._check(
                 np.asarray([w.vector for w in writes], dtype=np.float32),
@@ -492,6 +547,11 @@ class Writer:
             # Items deleted by llm or SQL leave no row for the trigger to clear their source.
             self.store.set_sources(tx, collection_id, dict.fromkeys(plain))
         return deleted
+
+
+def _text(item: Item) -> str | None:
+    """The text of an item for the full-text index (None for binary content)."""
+    return item.content if isinstance(item.content, str) and item.content else None
 
 
 def _given_vectors(items: list[Item]) -> np.ndarray:

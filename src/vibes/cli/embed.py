@@ -212,6 +212,11 @@ def embed(
     is_flag=True,
     help="With --prune: print the IDs it would delete, and change nothing",
 )
+@click.option(
+    "--no-fts",
+    is_flag=True,
+    help="Create a new collection without a full-text index (words, --mode text)",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the summary line")
 @distance_option
 @key_option
@@ -240,6 +245,7 @@ def embed_multi(
     chunk_options: tuple[str, ...],
     prune: bool,
     dry_run: bool,
+    no_fts: bool,
     quiet: bool,
     distance: str | None,
     key: str | None,
@@ -447,6 +453,7 @@ def embed_multi(
             on_batch=on_batch,
             chunk=chunker,
             chunk_options=parsed_chunk_options,
+            fulltext=not no_fts,
         )
         pruned = 0
         if prune and not prune_refused():

@@ -57,6 +57,41 @@ if TYPE_CHECKING:
 @click.option(
     "--context", type=click.IntRange(min=0), default=0, help="Add N neighbouring chunks per hit"
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["vector", "text", "hybrid"]),
+    help="vector (meaning, the default), text (words, BM25) or hybrid (both, fused)",
+)
+@click.option("--hybrid", is_flag=True, help="Short for --mode hybrid")
+@click.option(
+    "--fusion",
+    type=click.Choice(["rrf", "weighted"]),
+    default="rrf",
+    show_default=True,
+    help="Hybrid: reciprocal rank fusion, or a weighted sum of scaled scores",
+)
+@click.option(
+    "--weight",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Hybrid: the vector leg's share (the text leg gets the rest)",
+)
+@click.option("--depth", type=click.IntRange(min=1), help="Hybrid: hits each leg gives to fusion")
+@click.option(
+    "--fts-syntax", is_flag=True, help="Text: the query is FTS5 syntax (AND, OR, NEAR, prefix*)"
+)
+@click.option(
+    "--snippets", is_flag=True, help="Add each hit's best matching fragment, words marked"
+)
+@click.option("--rerank", metavar="MODEL", help="Re-score the best hits with this re-ranker")
+@click.option(
+    "--rerank-depth",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="How many of the best hits the re-ranker scores",
+)
 @click.option("-p", "--plain", is_flag=True, help="Readable text instead of JSON lines")
 @click.option("--table", is_flag=True, help="An aligned table instead of JSON lines")
 @model_option
@@ -77,6 +112,15 @@ def similar(
     documents: bool,
     document_score: str,
     context: int,
+    mode: str | None,
+    hybrid: bool,
+    fusion: str,
+    weight: float,
+    depth: int | None,
+    fts_syntax: bool,
+    snippets: bool,
+    rerank: str | None,
+    rerank_depth: int,
     plain: bool,
     table: bool,
     model: str | None,
@@ -88,6 +132,11 @@ def similar(
     One JSON object per line, best first: {"id", "score", "content", "metadata"}, as
     'llm similar' prints them; --plain prints them as 'llm similar --plain' does.
 
+    --mode text searches the words of the query (any of them; BM25 ranks those holding
+    more and rarer ones first), --hybrid fuses both rankings: each hit then says every
+    leg's rank and score under "legs". --snippets adds "snippet", the best fragment of
+    the stored text with the query's words **marked**.
+
     \b
     Examples:
       vibes similar docs -c 'sqlite backup tools' | jq .id
@@ -97,6 +146,11 @@ def similar(
       vibes similar docs -c 'backups' --filter 'year>=2020' --filter 'lang in en,fr'
       vibes similar docs -c 'backups' --where "content like '%sqlite%'" --min-score 0.3
       vibes similar docs -c 'install steps' --documents --context 1
+      vibes similar docs -c 'ERR_CONNECTION_RESET' --mode text --snippets
+      vibes similar docs -c 'how do I back up a database' --hybrid -n 5
+      vibes similar docs -c 'backups' --hybrid --fusion weighted --weight 0.7
+      vibes similar docs -c 'backup NEAR/5 sqlite' --mode text --fts-syntax
+      vibes similar docs -c 'backups' --hybrid --rerank my-cross-encoder
     """
     if number < 1:
         raise click.BadParameter("must be at least 1", param_hint="'-n' / '--number'")
@@ -104,6 +158,11 @@ def similar(
         raise click.UsageError("Give an ID or -c/-i content, not both")
     if plain and table:
         raise click.UsageError("Give --plain or --table, not both")
+    if hybrid and mode not in (None, "hybrid"):
+        raise click.UsageError(f"Give --hybrid or --mode {mode}, not both")
+    mode = "hybrid" if hybrid else (mode or "vector")
+    if fts_syntax and mode == "vector":
+        raise click.UsageError("--fts-syntax applies with --mode text or --hybrid")
     from ..items import Query
 
     db = open_database(database)
@@ -123,6 +182,14 @@ def similar(
         context=context,
         documents=documents,
         document_score=document_score,
+        mode=mode,
+        fusion=fusion,
+        weight=weight,
+        depth=depth,
+        text_syntax=fts_syntax,
+        snippets=snippets,
+        rerank=rerank,
+        rerank_depth=rerank_depth,
     )
     if documents:
         if plain:
@@ -152,6 +219,8 @@ def _plain(found: Sequence[Match]) -> None:
                 click.echo(f"  {chunk['id']}{where}{mark}:")
                 if chunk.get("content"):
                     click.echo(textwrap.indent(chunk["content"], "    "))
+        elif result.snippet:
+            click.echo(textwrap.indent(result.snippet, "  "))
         elif result.content:
             click.echo(textwrap.indent(result.content, "  "))
         if result.metadata:
@@ -179,7 +248,7 @@ def _table(found: Sequence[Match]) -> None:
         {
             "id": result.id,
             "score": f"{result.score:.4f}",
-            "content": _short(result.content),
+            "content": _short(result.snippet or result.content),
             "metadata": json.dumps(result.metadata, ensure_ascii=False) if result.metadata else "",
             "lines": f"{result.lines[0]}-{result.lines[1]}" if result.lines else "",
         }

@@ -30,6 +30,7 @@ __all__ = [
     "CollectionInfo",
     "CollectionRecord",
     "DocumentRecord",
+    "FullTextState",
     "IndexState",
     "ItemUpdate",
     "ItemWrite",
@@ -153,6 +154,21 @@ class IndexState:
     built: int | None
     #: The file's seal when it was saved: "size:mtime_ns:crc32" (see index/seal.py).
     seal: str | None = None
+
+
+@dataclass(frozen=True)
+class FullTextState:
+    """A collection's full-text index as recorded."""
+
+    collection_id: int
+    #: The tokenizer's settings, as the backend names them.
+    tokenizer: str
+    #: Whether the index keeps its own copy of each text (SQLite before 3.43 cannot
+    #: delete from an index that does not).
+    keeps_text: bool
+    created: int | None
+    #: False when the record is there but the index itself is gone (damaged).
+    present: bool = True
 
 
 @dataclass
@@ -424,6 +440,54 @@ class Store(ABC):
     def save_index_state(self, tx: Transaction, state: IndexState, replacing: str | None) -> bool:
         """Record ``state`` if the recorded file is still ``replacing`` (compare and set),
         so that of two processes updating the same index at once, one wins cleanly."""
+
+    # -- full-text index -------------------------------------------------------------------
+
+    @abstractmethod
+    def fulltext_support(self) -> str | None:
+        """Why this database cannot keep full-text indexes (None: it can)."""
+
+    @abstractmethod
+    def fulltext_state(self, collection_id: int) -> FullTextState | None:
+        """The collection's full-text index, or None when it has none."""
+
+    @abstractmethod
+    def create_fulltext(self, tx: Transaction, collection_id: int, tokenizer: str) -> None:
+        """Create an empty full-text index for the collection (replacing any)."""
+
+    @abstractmethod
+    def drop_fulltext(self, tx: Transaction, collection_id: int) -> None:
+        """Delete the collection's full-text index and its record."""
+
+    @abstractmethod
+    def write_fulltext(
+        self, tx: Transaction, collection_id: int, texts: dict[str, str | None]
+    ) -> None:
+        """Replace the indexed text of items: each id's old entry goes, and its new text
+        (None or empty: none) is indexed."""
+
+    @abstractmethod
+    def search_fulltext(
+        self,
+        collection_id: int,
+        terms: Sequence[str],
+        k: int,
+        *,
+        syntax: str | None = None,
+        candidates: Candidates | None = None,
+    ) -> list[tuple[str, float]]:
+        """The ``k`` best (id, score) for a query, best first, scored by BM25 (higher is
+        better). Items holding any of ``terms`` match (those with more, and rarer, rank
+        first); ``syntax`` instead passes a query in the backend's own syntax (an invalid
+        one raises InputError). With ``candidates``, only those items count."""
+
+    @abstractmethod
+    def fulltext_count(self, collection_id: int) -> int:
+        """How many items the full-text index holds."""
+
+    @abstractmethod
+    def fulltext_missing(self, collection_id: int, ids: Sequence[str]) -> list[str]:
+        """The ids among ``ids`` that have no entry in the full-text index."""
 
     # -- reading rows for ingestion -------------------------------------------------------
 

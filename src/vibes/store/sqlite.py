@@ -28,6 +28,7 @@ from .base import (
     CollectionInfo,
     CollectionRecord,
     DocumentRecord,
+    FullTextState,
     IndexState,
     ItemUpdate,
     ItemWrite,
@@ -99,6 +100,18 @@ LLM_MIGRATIONS = (
 )
 
 VIBES_MIGRATION_SET = "vibes"
+# What the trigger on updates of embeddings does (m002 made it, m007 narrowed when it
+# fires): give a renamed item its key, and log the old and the new id.
+_UPDATE_TRIGGER_BODY = """   INSERT INTO "vibes_keys" ("collection_id", "item_id")
+      SELECT new."collection_id", new."id" WHERE NOT EXISTS (
+         SELECT 1 FROM "vibes_keys"
+         WHERE "collection_id" = new."collection_id" AND "item_id" = new."id");
+   INSERT INTO "vibes_changes" ("collection_id", "item_id")
+      VALUES (old."collection_id", old."id");
+   INSERT INTO "vibes_changes" ("collection_id", "item_id")
+      SELECT new."collection_id", new."id"
+      WHERE new."id" IS NOT old."id" OR new."collection_id" IS NOT old."collection_id";
+END"""
 # vibes' own schema changes, applied in order and recorded in _sqlite_migrations.
 VIBES_MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
@@ -165,16 +178,8 @@ END""",
             """
 CREATE TRIGGER "vibes_embeddings_update"
 AFTER UPDATE OF "embedding", "id", "collection_id" ON "embeddings" BEGIN
-   INSERT INTO "vibes_keys" ("collection_id", "item_id")
-      SELECT new."collection_id", new."id" WHERE NOT EXISTS (
-         SELECT 1 FROM "vibes_keys"
-         WHERE "collection_id" = new."collection_id" AND "item_id" = new."id");
-   INSERT INTO "vibes_changes" ("collection_id", "item_id")
-      VALUES (old."collection_id", old."id");
-   INSERT INTO "vibes_changes" ("collection_id", "item_id")
-      SELECT new."collection_id", new."id"
-      WHERE new."id" IS NOT old."id" OR new."collection_id" IS NOT old."collection_id";
-END""",
+"""
+            + _UPDATE_TRIGGER_BODY,
             """
 CREATE TRIGGER "vibes_embeddings_delete" AFTER DELETE ON "embeddings" BEGIN
    INSERT INTO "vibes_changes" ("collection_id", "item_id")
@@ -264,7 +269,36 @@ END""",
         "m006_index_seal",
         ('ALTER TABLE "vibes_indexes" ADD COLUMN "seal" TEXT',),
     ),
+    (
+        # Full-text indexes (one FTS5 table per collection, vibes_fts_<id>, its rowids the
+        # stable keys) read the change log like the approximate index does; a change to
+        # an item's text alone (an UPDATE of content by llm or SQL) is now logged too, and
+        # an UPDATE that changes none of these (metadata only) is not.
+        "m007_fulltext",
+        (
+            """
+CREATE TABLE "vibes_fulltext" (
+   "collection_id" INTEGER PRIMARY KEY,
+   "tokenizer" TEXT NOT NULL,
+   "keeps_text" INTEGER NOT NULL,
+   "created" INTEGER
+)""",
+            'DROP TRIGGER "vibes_embeddings_update"',
+            """
+CREATE TRIGGER "vibes_embeddings_update"
+AFTER UPDATE OF "embedding", "id", "collection_id", "content" ON "embeddings"
+WHEN new."embedding" IS NOT old."embedding" OR new."id" IS NOT old."id"
+   OR new."collection_id" IS NOT old."collection_id" OR new."content" IS NOT old."content"
+BEGIN
+"""
+            + _UPDATE_TRIGGER_BODY,
+        ),
+    ),
 )
+
+#: SQLite 3.43 deletes from a full-text index that keeps no copy of the text; before
+#: it, deleting an entry needs the text it was made from.
+_CONTENTLESS_DELETE = (3, 43, 0)
 
 # SQLite's limit on bound parameters is 32766 in modern builds, 999 in old ones.
 _MAX_PARAMS = 900
@@ -626,8 +660,10 @@ class SQLiteStore(Store):
                 "vibes_documents",
                 "vibes_chunks",
                 "vibes_sources",
+                "vibes_fulltext",
             ):
                 conn.execute(f"DELETE FROM {table} WHERE collection_id = ?", (collection_id,))
+            conn.execute(f'DROP TABLE IF EXISTS "{_fulltext_table(collection_id)}"')
             conn.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
 
     # -- items -------------------------------------------------------------------------------
@@ -1084,6 +1120,153 @@ class SQLiteStore(Store):
         )
         return True
 
+    # -- full-text index ------------------------------------------------------------------
+
+    def fulltext_support(self) -> str | None:
+        if not hasattr(self, "_fulltext_support"):
+            try:
+                self.conn.execute("CREATE VIRTUAL TABLE temp.vibes_fts5_probe USING fts5(x)")
+                self.conn.execute("DROP TABLE temp.vibes_fts5_probe")
+                self._fulltext_support: str | None = None
+            except sqlite3.OperationalError as error:
+                self._fulltext_support = (
+                    f"this Python's SQLite {sqlite3.sqlite_version} has no FTS5 ({error})"
+                )
+        return self._fulltext_support
+
+    def fulltext_state(self, collection_id: int) -> FullTextState | None:
+        row = self.conn.execute(
+            "SELECT tokenizer, keeps_text, created FROM vibes_fulltext WHERE collection_id = ?",
+            (collection_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        present = (
+            self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = ?", (_fulltext_table(collection_id),)
+            ).fetchone()
+            is not None
+        )
+        return FullTextState(collection_id, row[0], bool(row[1]), row[2], present)
+
+    def create_fulltext(self, tx: Transaction, collection_id: int, tokenizer: str) -> None:
+        problem = self.fulltext_support()
+        if problem is not None:
+            raise StorageError(f"Cannot create a full-text index: {problem}")
+        conn = _conn(tx)
+        table = _fulltext_table(collection_id)
+        keeps_text = sqlite3.sqlite_version_info < _CONTENTLESS_DELETE
+        # Without a copy of the text when SQLite can delete without one: the index then
+        # holds no more of the text than its words, whether or not the content is stored.
+        options = "" if keeps_text else ", content='', contentless_delete=1"
+        quoted = tokenizer.replace("'", "''")
+        conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+        try:
+            conn.execute(
+                f"CREATE VIRTUAL TABLE \"{table}\" USING fts5(text, tokenize='{quoted}'{options})"
+            )
+        except sqlite3.OperationalError as error:
+            raise InputError(f"Cannot use the full-text tokenizer {tokenizer!r}: {error}") from None
+        conn.execute(
+            "INSERT OR REPLACE INTO vibes_fulltext (collection_id, tokenizer, keeps_text, created) "
+            "VALUES (?, ?, ?, strftime('%s', 'now'))",
+            (collection_id, tokenizer, int(keeps_text)),
+        )
+
+    def drop_fulltext(self, tx: Transaction, collection_id: int) -> None:
+        conn = _conn(tx)
+        conn.execute(f'DROP TABLE IF EXISTS "{_fulltext_table(collection_id)}"')
+        conn.execute("DELETE FROM vibes_fulltext WHERE collection_id = ?", (collection_id,))
+
+    def write_fulltext(
+        self, tx: Transaction, collection_id: int, texts: dict[str, str | None]
+    ) -> None:
+        if not texts:
+            return
+        conn = _conn(tx)
+        table = _fulltext_table(collection_id)
+        ids = list(texts)
+        # Items written before vibes' triggers existed have no key yet.
+        conn.executemany(
+            "INSERT OR IGNORE INTO vibes_keys (collection_id, item_id) VALUES (?, ?)",
+            [(collection_id, item_id) for item_id in ids],
+        )
+        keys = dict(
+            self._select_in(
+                "SELECT item_id, key FROM vibes_keys WHERE collection_id = ? "
+                "AND item_id IN ({marks})",
+                ids,
+                collection_id,
+                conn=conn,
+            )
+        )
+        for part in _parts([keys[item_id] for item_id in ids]):
+            marks = ", ".join("?" * len(part))
+            conn.execute(f'DELETE FROM "{table}" WHERE rowid IN ({marks})', tuple(part))
+        conn.executemany(
+            f'INSERT INTO "{table}" (rowid, text) VALUES (?, ?)',
+            [(keys[item_id], text) for item_id, text in texts.items() if text],
+        )
+
+    def search_fulltext(
+        self,
+        collection_id: int,
+        terms: Sequence[str],
+        k: int,
+        *,
+        syntax: str | None = None,
+        candidates: Candidates | None = None,
+    ) -> list[tuple[str, float]]:
+        from ..search.text import fts5_expression  # any input, quoted: never a syntax error
+
+        expression = syntax if syntax is not None else fts5_expression(terms)
+        if not expression or k <= 0:
+            return []
+        table = _fulltext_table(collection_id)
+        # FTS5 scores every match to sort by rank, so a limit saves only the rows passed
+        # back; with candidates, matches stream in rank order until k of them pass.
+        limit = "" if candidates is not None else f"LIMIT {int(k)}"
+        sql = (
+            f'SELECT f.rowid, -f.rank FROM "{table}" f WHERE f.text MATCH ? ORDER BY f.rank {limit}'
+        )
+        allowed = None if candidates is None else {key for key in candidates.keys}
+        found: list[tuple[int, float]] = []
+        try:
+            for key, score in self.conn.execute(sql, (expression,)):
+                if allowed is None or key in allowed:
+                    found.append((key, float(score)))
+                    if len(found) >= k:
+                        break
+        except sqlite3.OperationalError as error:
+            if "no such table" in str(error):
+                raise StorageError(
+                    f"The full-text index of collection {collection_id} is missing"
+                ) from None
+            if syntax is not None:
+                raise InputError(f"Invalid full-text query {syntax!r}: {error}") from None
+            raise
+        names = self.ids_for_keys([key for key, _ in found])
+        return [(names[key], score) for key, score in found if key in names]
+
+    def fulltext_count(self, collection_id: int) -> int:
+        (count,) = self.conn.execute(
+            f'SELECT count(*) FROM "{_fulltext_table(collection_id)}"'
+        ).fetchone()
+        return int(count)
+
+    def fulltext_missing(self, collection_id: int, ids: Sequence[str]) -> list[str]:
+        table = _fulltext_table(collection_id)
+        present = {
+            row[0]
+            for row in self._select_in(
+                f'SELECT k.item_id FROM vibes_keys k JOIN "{table}" f ON f.rowid = k.key '
+                "WHERE k.collection_id = ? AND k.item_id IN ({marks})",
+                list(ids),
+                collection_id,
+            )
+        }
+        return [item_id for item_id in ids if item_id not in present]
+
     # -- rows for ingestion ---------------------------------------------------------------------
 
     def read_query(
@@ -1128,6 +1311,10 @@ class SQLiteStore(Store):
                 conn.close()
 
         return rows(), count
+
+
+def _fulltext_table(collection_id: int) -> str:
+    return f"vibes_fts_{int(collection_id)}"
 
 
 def _guarded(method: Callable[..., _T]) -> Callable[..., _T]:
