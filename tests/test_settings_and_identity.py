@@ -165,7 +165,14 @@ def test_a_default_model_of_the_wrong_shape(settings_file, invoke, test_plugin, 
 
 
 def test_api_url_is_checked_at_registration(invoke, isolated_home):
-    for url in ("not-a-url", "ftp://host/v1", "http://", "localhost:11434/v1"):
+    for url in (
+        "not-a-url",
+        "ftp://host/v1",
+        "http://",
+        "localhost:11434/v1",
+        "http://[::1",  # a broken IPv6 host
+        "http://host:port/v1",  # a port that is no number
+    ):
         one_line_error(
             invoke(["models", "register", "--api", url, "--alias", "x"]),
             "--api must be an http(s) URL",

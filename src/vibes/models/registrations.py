@@ -66,7 +66,11 @@ def _label(index: int, entry: Any) -> str:
 
 def api_url_problem(url: str) -> str | None:
     """Why ``url`` cannot be an API's base URL, or None: it must be http(s) with a host."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port that is no number, or a broken IPv6 host, raises)
+    except ValueError:
+        return f"must be an http(s) URL like http://localhost:11434/v1, not {url!r}"
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return f"must be an http(s) URL like http://localhost:11434/v1, not {url!r}"
     return None
