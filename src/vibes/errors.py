@@ -49,3 +49,7 @@ class FilterError(VibesError):
 
 class SettingsError(VibesError):
     """The settings file cannot be read, or an entry in it has the wrong shape."""
+
+
+class UnknownLLMError(VibesError):
+    """No chat model (LLM) is known under that name, or none was chosen."""
