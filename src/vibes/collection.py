@@ -491,3 +491,13 @@ class Collection:
     def similar_documents_by_id(self, id: str, n: int = 10, **options: Any) -> list[DocumentMatch]:
         """:meth:`similar_documents` for a stored item or document (left out of the results)."""
         return self.search(Query(id=id), n, documents=True, **options)
+
+    def ask(self, question: str, **options: Any) -> Any:
+        """Answer ``question`` with a chat model from the passages that match it best,
+        citing them: an :class:`~vibes.ask.Answer` (``answer``, ``sources``, ``model``,
+        ``usage``), or with ``stream=True`` a :class:`~vibes.ask.StreamingAnswer` to
+        iterate over. Options (``llm``, ``n``, ``mode``, ``budget``, ``min_score``,
+        ``system``, ``template``, ``history``, filters...): see :func:`vibes.ask.ask`."""
+        from .ask import ask
+
+        return ask(self, question, **options)

@@ -96,4 +96,4 @@ def main() -> None:
 
 
 # Register the commands (each module adds its own to `cli`).
-from . import chunk, collections, embed, index, models, similar  # noqa: E402,F401
+from . import ask, chunk, collections, embed, index, llms, models, similar  # noqa: E402,F401

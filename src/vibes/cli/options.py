@@ -240,3 +240,48 @@ def _decode(data: bytes, name: str) -> str:
         raise click.ClickException(
             f"{name} is not valid UTF-8 text (use --binary for binary content)"
         ) from None
+
+
+def filter_options(function: Callable) -> Callable:
+    """``-f/--filter`` (repeatable), ``--prefix`` and ``--where``: what narrows a search,
+    as ``vibes similar`` takes them."""
+    for decorator in reversed(
+        (
+            click.option(
+                "filters",
+                "-f",
+                "--filter",
+                multiple=True,
+                help="Metadata filter: key=value, key!=value, key<value (<=, >, >=), "
+                "key in a,b; repeatable",
+            ),
+            click.option("--prefix", help="Only IDs starting with this text (taken literally)"),
+            click.option(
+                "--where", help="Only items for which this SQL condition on embeddings holds"
+            ),
+        )
+    ):
+        function = decorator(function)
+    return function
+
+
+def mode_options(default: str) -> Callable[[Callable], Callable]:
+    """``--mode vector|text|hybrid`` and ``--hybrid``; :func:`search_mode` reads them."""
+
+    def decorate(function: Callable) -> Callable:
+        function = click.option("--hybrid", is_flag=True, help="Short for --mode hybrid")(function)
+        return click.option(
+            "--mode",
+            type=click.Choice(["vector", "text", "hybrid"]),
+            help=f"vector (meaning), text (words, BM25) or hybrid (both, fused); "
+            f"default: {default}",
+        )(function)
+
+    return decorate
+
+
+def search_mode(mode: str | None, hybrid: bool, default: str) -> str:
+    """The mode ``--mode``/``--hybrid`` ask for (a usage error when they disagree)."""
+    if hybrid and mode not in (None, "hybrid"):
+        raise click.UsageError(f"Give --hybrid or --mode {mode}, not both")
+    return "hybrid" if hybrid else (mode or default)
