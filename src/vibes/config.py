@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,15 +107,130 @@ def save_settings(settings: dict[str, Any]) -> None:
     would be lost, and the user may be halfway through editing it.
     """
     load_settings()
-    directory = user_dir()
+    write_private_file(settings_path(), json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by the user alone (making its
+    directory when missing)."""
+    directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
     # A temporary file of its own, created user-only, so that two processes saving at once
     # never write into the same file and no other user can read it even for a moment.
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".settings-", suffix=".tmp")
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.stem}-", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-        os.replace(temporary, settings_path())
+            file.write(text)
+        os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def string_setting(key: str, what: str, remove: str) -> str | None:
+    """The string saved under ``key``, or None when there is none (or an empty one).
+
+    Any other value is a :class:`SettingsError` saying it must be ``what`` (a string) and
+    naming ``remove``, the command that removes it: falling back to a default instead
+    would act on a choice the user did not make.
+    """
+    value = load_settings().get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise SettingsError(
+            f'Settings file {settings_path()}: "{key}" must be {what} (a string), not '
+            f"{json_type(value)}; fix it or run '{remove}'"
+        )
+    return value
+
+
+class Registrations:
+    """The list of registrations (objects, each with an ``"alias"``) kept in the settings
+    under ``key``: checked when read, saved in place of the one with the same alias,
+    removed by alias. ``what`` is what messages call them (``"registrations"``)."""
+
+    def __init__(self, key: str, what: str) -> None:
+        self.key = key
+        self.what = what
+
+    def saved(self, settings: dict[str, Any]) -> list[Any]:
+        """The raw list in ``settings``; refuses (to be changed) a value that is not a list."""
+        entries = settings.get(self.key, [])
+        if not isinstance(entries, list):
+            raise setting_error(
+                f'"{self.key}"', f"must be a list of {self.what}, not {json_type(entries)}"
+            )
+        return entries
+
+    def label(self, index: int, entry: Any) -> str:
+        """How messages name the entry at ``index``: ``"models"[2] (alias 'e5')``."""
+        alias = entry.get("alias") if isinstance(entry, dict) else None
+        suffix = f" (alias {alias!r})" if isinstance(alias, str) and alias else ""
+        return f'"{self.key}"[{index}]{suffix}'
+
+    def checked(
+        self,
+        settings: dict[str, Any],
+        problem: Callable[[dict[str, Any]], str | None],
+        conflict: Callable[[dict[str, Any], str], str | None],
+    ) -> tuple[list[dict[str, Any]], list[tuple[str | None, str]]]:
+        """The usable registrations (copies), and for each one skipped its alias (when it
+        has one) and a sentence saying why.
+
+        ``problem(entry)`` says what else is wrong with the shape of an entry that is an
+        object with an alias (a non-empty string), or None. Each entry of the right shape
+        is then given, as a copy with its label and in order, to
+        ``conflict``, which says why it cannot be used beside the ones before it, or None
+        (it may fill in the copy, and note the names the entry takes).
+        """
+        try:
+            entries = self.saved(settings)
+        except SettingsError as error:
+            return [], [(None, str(error))]
+        usable: list[dict[str, Any]] = []
+        skipped: list[tuple[str | None, str]] = []
+        for index, entry in enumerate(entries):
+            label = self.label(index, entry)
+            why = _shape_problem(entry) or problem(entry)
+            if why is None:
+                entry = dict(entry)
+                why = conflict(entry, label)
+            if why is not None:
+                alias = entry.get("alias") if isinstance(entry, dict) else None
+                message = str(setting_error(label, why))
+                skipped.append((alias if isinstance(alias, str) else None, message))
+                continue
+            usable.append(entry)
+        return usable, skipped
+
+    def save(self, entry: dict[str, Any]) -> None:
+        """Save ``entry`` as the last registration, in place of any with its alias."""
+        settings = load_settings()
+        kept = [e for e in self.saved(settings) if not _has_alias(e, entry["alias"])]
+        settings[self.key] = kept + [entry]
+        save_settings(settings)
+
+    def remove(self, settings: dict[str, Any], alias: str) -> bool:
+        """Take the registration called ``alias`` (even one of the wrong shape) out of
+        ``settings``, without saving them; whether there was one."""
+        entries = self.saved(settings)
+        kept = [e for e in entries if not _has_alias(e, alias)]
+        if len(kept) == len(entries):
+            return False
+        settings[self.key] = kept
+        return True
+
+
+def _shape_problem(entry: Any) -> str | None:
+    """Why a saved registration is not an object with an alias, or None."""
+    if not isinstance(entry, dict):
+        return f"is {json_type(entry)}, not an object"
+    alias = entry.get("alias")
+    if not isinstance(alias, str) or not alias.strip():
+        return 'has no "alias" (a non-empty string)'
+    return None
+
+
+def _has_alias(entry: Any, alias: str) -> bool:
+    return isinstance(entry, dict) and entry.get("alias") == alias

@@ -395,20 +395,9 @@ def ask(
     collection: Collection,
     question: str,
     *,
-    llm: ChatModel | str | None = None,
-    n: int = DEFAULT_N,
-    mode: str = DEFAULT_MODE,
-    budget: int | None = None,
-    system: str | None = None,
-    template: str | None = None,
-    min_score: float | None = None,
-    context: int = DEFAULT_CONTEXT,
     stream: bool | Callable[[str], Any] = False,
-    history: Sequence[dict[str, Any]] | None = None,
     sources_only: bool = False,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    **search_options: Any,
+    **options: Any,
 ) -> Answer | StreamingAnswer:
     """Answer ``question`` from the passages of ``collection`` that match it best.
 
@@ -433,29 +422,16 @@ def ask(
     - ``history``: earlier turns (``Answer.turn()`` dicts) sent before the question.
     - ``sources_only``: retrieve and pack but call no model (``answer`` None).
     - ``max_tokens``, ``temperature``: passed to the model.
+
+    Every option but ``stream`` and ``sources_only`` is :func:`prepare`'s.
     """
-    prepared = prepare(
-        collection,
-        question,
-        llm=llm,
-        n=n,
-        mode=mode,
-        budget=budget,
-        system=system,
-        template=template,
-        min_score=min_score,
-        context=context,
-        history=history,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        model_required=not sources_only,
-        **search_options,
-    )
+    prepared = prepare(collection, question, model_required=not sources_only, **options)
     reason = prepared.reason or (SOURCES_ONLY if sources_only else None)
     pieces: Iterator[str] | None = None
     if reason is None:
         model = prepared.model
         assert model is not None
+        max_tokens, temperature = options.get("max_tokens"), options.get("temperature")
         if stream is False:
             text = model.complete(prepared.messages, max_tokens=max_tokens, temperature=temperature)
             pieces = iter([text] if text else [])

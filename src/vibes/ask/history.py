@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from ..config import user_dir
+from ..config import user_dir, write_private_file
 from ..errors import SettingsError
 
 FILENAME = "conversations.json"
@@ -105,13 +104,4 @@ def forget(database: str, collection: str) -> bool:
 
 
 def _save(data: dict[str, Any]) -> None:
-    directory = user_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".conversations-", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(json.dumps(data, ensure_ascii=False, indent=1) + "\n")
-        os.replace(temporary, history_path())
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_private_file(history_path(), json.dumps(data, ensure_ascii=False, indent=1) + "\n")

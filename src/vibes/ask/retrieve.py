@@ -112,6 +112,11 @@ class Passage:
                 held.hit, held.score = True, piece.score
         self.pieces = sorted(by_id.values(), key=lambda p: p.index if p.index is not None else -1)
 
+    def note_relevance(self, value: float | None) -> None:
+        """Keep ``value`` (a hit's vector similarity) as the relevance when it is higher."""
+        if value is not None and (self.relevance is None or value > self.relevance):
+            self.relevance = value
+
     def trimmed(self) -> Passage:
         """The passage without its neighbours outside the first and last hit."""
         hit_positions = [i for i, piece in enumerate(self.pieces) if piece.hit]
@@ -223,18 +228,7 @@ def _passages(collection: Collection, scored: list[tuple[Match, float | None]]) 
         record = records.get(match.id)
         if match.document is None or record is None:
             piece = Piece(match.id, match.content, match.lines, None, True, match.score)
-            passages.append(
-                Passage(
-                    match.id,
-                    match.score,
-                    match.document,
-                    match.metadata,
-                    [piece],
-                    value,
-                    rank,
-                    [match.id],
-                )
-            )
+            passages.append(_passage(match, [piece], value, rank))
             continue
         run = [
             Piece(
@@ -255,34 +249,33 @@ def _passages(collection: Collection, scored: list[tuple[Match, float | None]]) 
             (p for p in passages if p.document == match.document and p.touches(run)), None
         )
         if joined is None:
-            passages.append(
-                Passage(
-                    match.id,
-                    match.score,
-                    match.document,
-                    match.metadata,
-                    run,
-                    value,
-                    rank,
-                    [match.id],
-                )
-            )
+            passages.append(_passage(match, run, value, rank))
             continue
         joined.absorb(run)
         joined.hits.append(match.id)
-        if value is not None and (joined.relevance is None or value > joined.relevance):
-            joined.relevance = value
+        joined.note_relevance(value)
         # The run may now bridge the gap to a later passage of the same document.
         for other in [p for p in passages if p is not joined and p.document == joined.document]:
             if other.touches(joined.pieces) or joined.touches(other.pieces):
                 joined.absorb(other.pieces)
                 joined.hits.extend(other.hits)
-                if other.relevance is not None and (
-                    joined.relevance is None or other.relevance > joined.relevance
-                ):
-                    joined.relevance = other.relevance
+                joined.note_relevance(other.relevance)
                 passages.remove(other)
     return passages
+
+
+def _passage(match: Match, pieces: list[Piece], relevance: float | None, rank: int) -> Passage:
+    """A new passage of the hit ``match`` at ``rank``, holding ``pieces``."""
+    return Passage(
+        match.id,
+        match.score,
+        match.document,
+        match.metadata,
+        pieces,
+        relevance,
+        rank,
+        [match.id],
+    )
 
 
 def _lines(value: Any) -> tuple[int, int] | None:

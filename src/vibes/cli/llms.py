@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from . import cli
-from .options import DefaultGroup, emit_json_lines, emit_table, table_option
+from .options import DefaultGroup, emit_models, table_option
 
 
 @cli.group(cls=DefaultGroup, default_command="list")
@@ -47,12 +47,7 @@ def llms_list(table: bool) -> None:
         }
         for entry in registered_llms()
     ]
-    if table:
-        for row in rows:
-            row["default"] = "*" if row["default"] else ""
-        emit_table(rows, ["id", "aliases", "kind", "context_length", "default"])
-    else:
-        emit_json_lines(rows)
+    emit_models(rows, ["id", "aliases", "kind", "context_length", "default"], table)
 
 
 @llms.command(name="register")

@@ -12,7 +12,7 @@ import click
 
 from ..models.registrations import KINDS
 from . import cli
-from .options import DefaultGroup, default_database, emit_json_lines, emit_table, table_option
+from .options import DefaultGroup, default_database, emit_json_lines, emit_models, table_option
 
 if TYPE_CHECKING:
     from ..models import EmbeddingModel
@@ -65,12 +65,7 @@ def models_list(table: bool) -> None:
         }
         for entry in reranker_registrations()
     ]
-    if table:
-        for row in rows:
-            row["default"] = "*" if row["default"] else ""
-        emit_table(rows, ["id", "kind", "dimensions", "aliases", "default"])
-    else:
-        emit_json_lines(rows)
+    emit_models(rows, ["id", "kind", "dimensions", "aliases", "default"], table)
 
 
 @models.command(name="register")

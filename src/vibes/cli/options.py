@@ -140,6 +140,17 @@ def emit_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
         click.echo("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip())
 
 
+def emit_models(rows: Sequence[dict[str, Any]], columns: Sequence[str], table: bool) -> None:
+    """Models as JSON lines, or with ``table`` as a table in which ``"*"`` marks the
+    default (each row's ``"default"``)."""
+    if table:
+        for row in rows:
+            row["default"] = "*" if row["default"] else ""
+        emit_table(rows, columns)
+    else:
+        emit_json_lines(rows)
+
+
 def stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
@@ -265,16 +276,17 @@ def filter_options(function: Callable) -> Callable:
     return function
 
 
-def mode_options(default: str) -> Callable[[Callable], Callable]:
-    """``--mode vector|text|hybrid`` and ``--hybrid``; :func:`search_mode` reads them."""
+def mode_options(default: str, mode_help: str | None = None) -> Callable[[Callable], Callable]:
+    """``--mode vector|text|hybrid`` and ``--hybrid``; :func:`search_mode` reads them.
+    ``mode_help``: --mode's help, in place of one naming the ``default``."""
 
     def decorate(function: Callable) -> Callable:
         function = click.option("--hybrid", is_flag=True, help="Short for --mode hybrid")(function)
         return click.option(
             "--mode",
             type=click.Choice(["vector", "text", "hybrid"]),
-            help=f"vector (meaning), text (words, BM25) or hybrid (both, fused); "
-            f"default: {default}",
+            help=mode_help
+            or f"vector (meaning), text (words, BM25) or hybrid (both, fused); default: {default}",
         )(function)
 
     return decorate

@@ -15,11 +15,14 @@ from .options import (
     database_option,
     emit_json_lines,
     emit_table,
+    filter_options,
     key_option,
+    mode_options,
     model_option,
     open_database,
     read_content,
     requested_model,
+    search_mode,
 )
 
 if TYPE_CHECKING:
@@ -35,15 +38,7 @@ if TYPE_CHECKING:
 )
 @click.option("--binary", is_flag=True, help="Treat the input as binary data")
 @click.option("-n", "--number", default=10, show_default=True, help="How many results")
-@click.option(
-    "filters",
-    "-f",
-    "--filter",
-    multiple=True,
-    help="Metadata filter: key=value, key!=value, key<value (<=, >, >=), key in a,b; repeatable",
-)
-@click.option("--prefix", help="Only IDs starting with this text (taken literally)")
-@click.option("--where", help="Only items for which this SQL condition on embeddings holds")
+@filter_options
 @click.option("--min-score", type=float, help="Only results scoring at least this")
 @click.option("--exact", is_flag=True, help="Exact search: bypass the approximate index")
 @click.option("--documents", is_flag=True, help="Rank documents by their chunks")
@@ -57,12 +52,10 @@ if TYPE_CHECKING:
 @click.option(
     "--context", type=click.IntRange(min=0), default=0, help="Add N neighbouring chunks per hit"
 )
-@click.option(
-    "--mode",
-    type=click.Choice(["vector", "text", "hybrid"]),
-    help="vector (meaning, the default), text (words, BM25) or hybrid (both, fused)",
+@mode_options(
+    default="vector",
+    mode_help="vector (meaning, the default), text (words, BM25) or hybrid (both, fused)",
 )
-@click.option("--hybrid", is_flag=True, help="Short for --mode hybrid")
 @click.option(
     "--fusion",
     type=click.Choice(["rrf", "weighted"]),
@@ -158,9 +151,7 @@ def similar(
         raise click.UsageError("Give an ID or -c/-i content, not both")
     if plain and table:
         raise click.UsageError("Give --plain or --table, not both")
-    if hybrid and mode not in (None, "hybrid"):
-        raise click.UsageError(f"Give --hybrid or --mode {mode}, not both")
-    mode = "hybrid" if hybrid else (mode or "vector")
+    mode = search_mode(mode, hybrid, "vector")
     if fts_syntax and mode == "vector":
         raise click.UsageError("--fts-syntax applies with --mode text or --hybrid")
     from ..items import Query

@@ -16,37 +16,38 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from ..config import SettingsError, json_type, load_settings, save_settings, settings_path
+from ..config import (
+    Registrations,
+    json_type,
+    load_settings,
+    save_settings,
+    string_setting,
+)
 from ..errors import VibesError
-from ..models.registrations import api_url_problem
+from ..models.registrations import api_url_problem, url_problem
 from .openai import OPENAI_CHAT_MODELS, OpenAIChatModel
 
 SETTINGS_KEY = "llms"
 DEFAULT_KEY = "default_llm"
+_SAVED = Registrations(SETTINGS_KEY, "LLM registrations")
 #: The keys a registration may hold.
 FIELDS = frozenset({"alias", "url", "api_model", "key_name", "key_env", "context_length"})
 #: Prefix of llm's models: never a registration's alias.
 LLM_PREFIX = "llm:"
 
 
-def _problem(entry: Any) -> str | None:
-    """What is wrong with the shape of one saved registration, or None."""
-    if not isinstance(entry, dict):
-        return f"is {json_type(entry)}, not an object"
-    alias = entry.get("alias")
-    if not isinstance(alias, str) or not alias.strip():
-        return 'has no "alias" (a non-empty string)'
+def _problem(entry: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of one saved registration (an object with an alias),
+    or None."""
+    alias = entry["alias"]
     if alias.startswith(LLM_PREFIX):
         return f'has the "alias" {alias!r}, but names starting with {LLM_PREFIX!r} are llm\'s'
     for key in entry:
         if key not in FIELDS:
             return f'has "{key}", which an LLM registration does not take'
-    url = entry.get("url")
-    if not isinstance(url, str):
-        return 'has no "url" (the API\'s base URL, a string)'
-    problem = api_url_problem(url)
+    problem = url_problem(entry)
     if problem:
-        return f'"url" {problem}'
+        return problem
     for key in ("api_model", "key_name", "key_env"):
         value = entry.get(key)
         if value is not None and (not isinstance(value, str) or not value):
@@ -57,51 +58,22 @@ def _problem(entry: Any) -> str | None:
     return None
 
 
-def _label(index: int, entry: Any) -> str:
-    alias = entry.get("alias") if isinstance(entry, dict) else None
-    suffix = f" (alias {alias!r})" if isinstance(alias, str) and alias else ""
-    return f'"{SETTINGS_KEY}"[{index}]{suffix}'
-
-
-def _saved_entries(settings: dict[str, Any]) -> list[Any]:
-    entries = settings.get(SETTINGS_KEY, [])
-    if not isinstance(entries, list):
-        raise SettingsError(
-            f'Settings file {settings_path()}: "{SETTINGS_KEY}" must be a list of LLM '
-            f"registrations, not {json_type(entries)}; fix or remove it"
-        )
-    return entries
-
-
 def _checked() -> tuple[list[dict[str, Any]], list[tuple[str | None, str]]]:
     """The usable registrations, and for each one skipped its alias and why."""
-    try:
-        entries = _saved_entries(load_settings())
-    except SettingsError as error:
-        return [], [(None, str(error))]
-    usable: list[dict[str, Any]] = []
-    skipped: list[tuple[str | None, str]] = []
     taken: dict[str, str] = {}
     builtin = _builtin_names()
-    for index, entry in enumerate(entries):
-        label = _label(index, entry)
-        problem = _problem(entry)
-        alias = entry.get("alias") if isinstance(entry, dict) else None
-        if problem is None and alias in builtin:
-            problem = f"has the alias {alias!r}, a name of the built-in LLM {builtin[alias]}"
-        if problem is None and alias in taken:
-            problem = f"has the alias {alias!r} of {taken[alias]}: one name, two models"
-        if problem is not None:
-            skipped.append(
-                (
-                    alias if isinstance(alias, str) else None,
-                    f"Settings file {settings_path()}: {label} {problem}; fix or remove it",
-                )
-            )
-            continue
-        taken[str(alias)] = label
-        usable.append(dict(entry))
-    return usable, skipped
+
+    def conflict(entry: dict[str, Any], label: str) -> str | None:
+        alias = entry["alias"]
+        if alias in builtin:
+            return f"has the alias {alias!r}, a name of the built-in LLM {builtin[alias]}"
+        if alias in taken:
+            return f"has the alias {alias!r} of {taken[alias]}: one name, two models"
+        taken[alias] = label
+        return None
+
+    # A settings file that is not JSON raises SettingsError, as for embedding models.
+    return _SAVED.checked(load_settings(), _problem, conflict)
 
 
 def llm_registrations() -> list[dict[str, Any]]:
@@ -203,10 +175,7 @@ def register_llm(
         "context_length": context_length,
     }
     saved = {k: v for k, v in entry.items() if v is not None}
-    settings = load_settings()
-    kept = [e for e in _saved_entries(settings) if not _has_alias(e, alias)]
-    settings[SETTINGS_KEY] = kept + [saved]
-    save_settings(settings)
+    _SAVED.save(saved)
     return saved
 
 
@@ -214,11 +183,8 @@ def unregister_llm(alias: str) -> bool:
     """Forget the registration called ``alias`` (even one of the wrong shape); returns
     whether it was the default LLM, which is then unset."""
     settings = load_settings()
-    entries = _saved_entries(settings)
-    kept = [e for e in entries if not _has_alias(e, alias)]
-    if len(kept) == len(entries):
+    if not _SAVED.remove(settings, alias):
         raise VibesError(f"No registered LLM called {alias!r} (run 'vibes llms')")
-    settings[SETTINGS_KEY] = kept
     was_default = settings.get(DEFAULT_KEY) == alias
     if was_default:
         del settings[DEFAULT_KEY]
@@ -226,21 +192,9 @@ def unregister_llm(alias: str) -> bool:
     return was_default
 
 
-def _has_alias(entry: Any, alias: str) -> bool:
-    return isinstance(entry, dict) and entry.get("alias") == alias
-
-
 def saved_default() -> str | None:
     """The default LLM saved with ``vibes llms default``, or None."""
-    value = load_settings().get(DEFAULT_KEY)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise SettingsError(
-            f'Settings file {settings_path()}: "{DEFAULT_KEY}" must be an LLM\'s name (a '
-            f"string), not {json_type(value)}; fix it or run 'vibes llms default --remove'"
-        )
-    return value
+    return string_setting(DEFAULT_KEY, "an LLM's name", "vibes llms default --remove")
 
 
 def save_default(model_id: str | None) -> None:

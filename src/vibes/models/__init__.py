@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..config import SettingsError, json_type, load_settings, save_settings, settings_path
+from ..config import SettingsError, load_settings, save_settings, string_setting
 from ..errors import UnknownModelError, VibesError
 from ..plugins import PluginRegistry
 from .base import EmbeddingModel, Vector
@@ -112,17 +112,10 @@ def _looks_local(name: str) -> bool:
 
 def default_model_id() -> str:
     """The model used when none is named: the user's choice, else all-MiniLM-L6-v2."""
-    value = load_settings().get("default_model")
-    if value is None or value == "":
-        return DEFAULT_MODEL_ID
-    if not isinstance(value, str):
-        # Falling back to the built-in default would embed with a model the user did not
-        # choose, into collections that then hold it for good: say so instead.
-        raise SettingsError(
-            f'Settings file {settings_path()}: "default_model" must be a model id (a '
-            f"string), not {json_type(value)}; fix it or run 'vibes models default --remove'"
-        )
-    return value
+    # A value that is no model id is an error: falling back to the built-in default would
+    # embed with a model the user did not choose, into collections that then hold it for good.
+    value = string_setting("default_model", "a model id", "vibes models default --remove")
+    return value or DEFAULT_MODEL_ID
 
 
 def set_default_model(name: str | None) -> str:

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..config import SettingsError, json_type, load_settings, save_settings, settings_path
+from ..config import Registrations, json_type, load_settings, save_settings
 from ..errors import VibesError
 from .base import EmbeddingModel
 
 SETTINGS_KEY = "models"
+_SAVED = Registrations(SETTINGS_KEY, "registrations")
 #: The kinds of embedding models a registration can be.
 EMBEDDING_KINDS = ("sentence-transformers", "clip", "api")
 #: The kinds of re-rankers: a local cross-encoder directory, or a ``/v1/rerank`` server.
@@ -58,12 +59,6 @@ class SettingsWarning(UserWarning):
 # -- reading ----------------------------------------------------------------------------
 
 
-def _label(index: int, entry: Any) -> str:
-    alias = entry.get("alias") if isinstance(entry, dict) else None
-    suffix = f" (alias {alias!r})" if isinstance(alias, str) and alias else ""
-    return f'"{SETTINGS_KEY}"[{index}]{suffix}'
-
-
 def api_url_problem(url: str) -> str | None:
     """Why ``url`` cannot be an API's base URL, or None: it must be http(s) with a host."""
     try:
@@ -76,13 +71,18 @@ def api_url_problem(url: str) -> str | None:
     return None
 
 
-def _problem(entry: Any) -> str | None:
-    """What is wrong with the shape of one saved registration, or None."""
-    if not isinstance(entry, dict):
-        return f"is {json_type(entry)}, not an object"
-    alias = entry.get("alias")
-    if not isinstance(alias, str) or not alias.strip():
-        return 'has no "alias" (a non-empty string)'
+def url_problem(entry: dict[str, Any]) -> str | None:
+    """What is wrong with the ``"url"`` of a saved API registration, or None."""
+    url = entry.get("url")
+    if not isinstance(url, str):
+        return 'has no "url" (the API\'s base URL, a string)'
+    problem = api_url_problem(url)
+    return f'"url" {problem}' if problem else None
+
+
+def _problem(entry: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of one saved registration (an object with an alias),
+    or None."""
     kind = entry.get("kind", "sentence-transformers")
     if kind not in KINDS:
         return f'has "kind" {kind!r}; it must be one of {", ".join(KINDS)}'
@@ -92,12 +92,9 @@ def _problem(entry: Any) -> str | None:
                 return f'has "{key}", which a re-ranker ({kind}) does not take'
     strings = ["model_id", "query_prefix", "document_prefix"]
     if kind in API_KINDS:
-        url = entry.get("url")
-        if not isinstance(url, str):
-            return 'has no "url" (the API\'s base URL, a string)'
-        problem = api_url_problem(url)
+        problem = url_problem(entry)
         if problem:
-            return f'"url" {problem}'
+            return problem
         strings += ["api_model", "key_name", "key_env"]
     else:
         path = entry.get("path")
@@ -119,62 +116,32 @@ def _problem(entry: Any) -> str | None:
     return None
 
 
-def _saved_entries(settings: dict[str, Any]) -> list[Any]:
-    """The raw list of registrations; refuses (to be changed) a value that is not a list."""
-    entries = settings.get(SETTINGS_KEY, [])
-    if not isinstance(entries, list):
-        raise SettingsError(
-            f'Settings file {settings_path()}: "{SETTINGS_KEY}" must be a list of '
-            f"registrations, not {json_type(entries)}; fix or remove it"
-        )
-    return entries
-
-
 def _checked() -> tuple[list[dict[str, Any]], list[tuple[str | None, str]]]:
     """The usable registrations, each with its ``model_id``, and for each one skipped its
     alias (when it has one) and a sentence saying why."""
-    settings = load_settings()
-    try:
-        entries = _saved_entries(settings)
-    except SettingsError as error:
-        return [], [(None, str(error))]
-    usable: list[dict[str, Any]] = []
-    skipped: list[tuple[str | None, str]] = []
     taken: dict[str, str] = {}  # model id -> the label of the registration that has it
-    for index, entry in enumerate(entries):
-        problem = _problem(entry)
-        alias = entry.get("alias") if isinstance(entry, dict) else None
-        label = _label(index, entry)
-        if problem is None:
-            entry = dict(entry)
-            stored = entry.get("model_id")
-            model_id = stored or _derived_id(entry)
-            if model_id in taken:
-                if stored:
-                    why = (
-                        "could not be told apart"
-                        if is_reranker(entry)
-                        else "would mix their vectors in a collection"
-                    )
-                    problem = (
-                        f'has the "model_id" {model_id!r} of {taken[model_id]}: two models '
-                        f"under one id {why}"
-                    )
-                else:
-                    # Saved before model ids existed: keep the alias as its id, as then.
-                    model_id = entry["alias"]
-            entry["model_id"] = model_id
-        if problem is not None:
-            skipped.append(
-                (
-                    alias if isinstance(alias, str) else None,
-                    f"Settings file {settings_path()}: {label} {problem}; fix or remove it",
+
+    def conflict(entry: dict[str, Any], label: str) -> str | None:
+        stored = entry.get("model_id")
+        model_id = stored or _derived_id(entry)
+        if model_id in taken:
+            if stored:
+                why = (
+                    "could not be told apart"
+                    if is_reranker(entry)
+                    else "would mix their vectors in a collection"
                 )
-            )
-            continue
-        taken[entry["model_id"]] = label
-        usable.append(entry)
-    return usable, skipped
+                return (
+                    f'has the "model_id" {model_id!r} of {taken[model_id]}: two models '
+                    f"under one id {why}"
+                )
+            # Saved before model ids existed: keep the alias as its id, as then.
+            model_id = entry["alias"]
+        entry["model_id"] = model_id
+        taken[model_id] = label
+        return None
+
+    return _SAVED.checked(load_settings(), _problem, conflict)
 
 
 def registrations() -> list[dict[str, Any]]:
@@ -446,10 +413,7 @@ def register(
             max_length=max_length,
         )
     saved = {k: v for k, v in entry.items() if v not in (None, "")}
-    settings = load_settings()
-    kept = [e for e in _saved_entries(settings) if not _has_alias(e, alias)]
-    settings[SETTINGS_KEY] = kept + [saved]
-    save_settings(settings)
+    _SAVED.save(saved)
     return saved
 
 
@@ -484,10 +448,6 @@ def _refuse_shadowing(alias: str, model_id: str, source: str) -> None:
             f"The model id {model_id!r} (from {source}) is already a name of "
             f"{others[model_id]}; give this model its own id with --model-id"
         )
-
-
-def _has_alias(entry: Any, alias: str) -> bool:
-    return isinstance(entry, dict) and entry.get("alias") == alias
 
 
 def _config(path: Path) -> dict[str, Any]:
@@ -539,11 +499,8 @@ def _local_kind(path: Path) -> str:
 def unregister(alias: str) -> None:
     """Forget the registration called ``alias`` (even one of the wrong shape)."""
     settings = load_settings()
-    entries = _saved_entries(settings)
-    kept = [e for e in entries if not _has_alias(e, alias)]
-    if len(kept) == len(entries):
+    if not _SAVED.remove(settings, alias):
         raise VibesError(f"No registered model called {alias!r} (run 'vibes models')")
-    settings[SETTINGS_KEY] = kept
     save_settings(settings)
 
 
