@@ -238,13 +238,26 @@ def test_a_read_only_database_leaves_unapplied_changes_out(docs, db_path, monkey
 
 
 def test_hybrid_gives_every_legs_rank_and_score(docs):
-    found = docs.search("rust compiler error", mode="hybrid", n=6)
+    found = docs.search("rust compiler error", mode="hybrid", n=6, fusion="rrf", weight=0.5)
     assert found[0].id == "rust"
     legs = found[0].legs
     assert set(legs) == {"vector", "text"}
     assert legs["text"]["rank"] == 1 and legs["text"]["score"] > 0
     expected = sum(1 / (60 + leg["rank"]) * 0.5 for leg in legs.values() if leg)
     assert found[0].score == pytest.approx(expected)
+    # The default: 0.6 of the vector leg's scaled score, 0.4 of the text leg's.
+    weighted = docs.search("rust compiler error", mode="hybrid", n=6)
+    vector = [m.legs["vector"]["score"] for m in weighted if m.legs["vector"]]
+    text = [m.legs["text"]["score"] for m in weighted if m.legs["text"]]
+    for match in weighted:
+        share = 0.0
+        if match.legs["vector"]:
+            low, high = min(vector), max(vector)
+            share += 0.6 * (match.legs["vector"]["score"] - low) / (high - low)
+        if match.legs["text"]:
+            low, high = min(text), max(text)
+            share += 0.4 * ((match.legs["text"]["score"] - low) / (high - low) if high > low else 1)
+        assert match.score == pytest.approx(share)
     missed = [m for m in found if m.legs["text"] is None]
     assert missed and all(m.legs["vector"]["rank"] >= 1 for m in missed)
     data = found[0].to_dict()

@@ -20,6 +20,7 @@ from .items import DocumentMatch, EmbedStats, Item, Match, Query, SearchResults
 from .models import EmbeddingModel, get_model
 from .models.base import embed_array, warn_truncation
 from .search import Searcher, SearchOptions
+from .search.pipeline import DEFAULT_FUSION, DEFAULT_WEIGHT
 from .store.base import CollectionRecord, IndexState, Store
 from .writing import NOT_CREATED, Writer, check_same_collection
 
@@ -359,8 +360,8 @@ class Collection:
         document_score: str = "max",
         chunks_per_document: int = 3,
         mode: str = "vector",
-        fusion: str = "rrf",
-        weight: float = 0.5,
+        fusion: str = DEFAULT_FUSION,
+        weight: float = DEFAULT_WEIGHT,
         snippets: bool = False,
         rerank: Reranker | str | None = None,
         **options: Any,
@@ -378,9 +379,10 @@ class Collection:
 
         ``mode``: ``"vector"`` (the default), ``"text"`` (the full-text index, BM25: the
         query's words, any of them, never a syntax error; ``text_syntax=True`` passes
-        FTS5's own syntax) or ``"hybrid"`` (both, fused by ``fusion``: ``"rrf"``, or
-        ``"weighted"`` with ``weight`` the vector leg's share; each hit's ``legs`` gives
-        every leg's rank and score; ``depth`` hits per leg, default 50). ``snippets=True``
+        FTS5's own syntax) or ``"hybrid"`` (both, fused by ``fusion``: ``"weighted"``, the
+        default, sums each leg's scores scaled to 0..1 with ``weight`` (0.6) the vector
+        leg's share; ``"rrf"`` is reciprocal rank fusion; each hit's ``legs`` gives every
+        leg's rank and score; ``depth`` hits per leg, default 100). ``snippets=True``
         gives each hit the best fragment of its stored text with the query's words marked
         (``snippet_marks``). ``rerank`` (a re-ranker or its name) scores the best
         ``rerank_depth`` (default 30) hits again. When text search cannot answer (no

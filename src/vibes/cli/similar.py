@@ -58,15 +58,15 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--fusion",
-    type=click.Choice(["rrf", "weighted"]),
-    default="rrf",
+    type=click.Choice(["weighted", "rrf"]),
+    default="weighted",
     show_default=True,
-    help="Hybrid: reciprocal rank fusion, or a weighted sum of scaled scores",
+    help="Hybrid: a weighted sum of each leg's scaled scores, or reciprocal rank fusion",
 )
 @click.option(
     "--weight",
     type=click.FloatRange(0, 1),
-    default=0.5,
+    default=0.6,
     show_default=True,
     help="Hybrid: the vector leg's share (the text leg gets the rest)",
 )
@@ -141,7 +141,8 @@ def similar(
       vibes similar docs -c 'install steps' --documents --context 1
       vibes similar docs -c 'ERR_CONNECTION_RESET' --mode text --snippets
       vibes similar docs -c 'how do I back up a database' --hybrid -n 5
-      vibes similar docs -c 'backups' --hybrid --fusion weighted --weight 0.7
+      vibes similar docs -c 'backups' --hybrid --weight 0.8
+      vibes similar docs -c 'backups' --hybrid --fusion rrf
       vibes similar docs -c 'backup NEAR/5 sqlite' --mode text --fts-syntax
       vibes similar docs -c 'backups' --hybrid --rerank my-cross-encoder
     """
