@@ -613,8 +613,10 @@ def test_cli_budget_option_is_respected(invoke, docs, chat, fake_llm, db_path):
 
 
 def llm_cli(args, env=None):
+    # llm adds whatever its stdin holds to the prompt: give it none.
     return subprocess.run(
         [sys.executable, "-m", "llm", *args],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
