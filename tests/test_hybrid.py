@@ -472,3 +472,20 @@ def test_rerank_with_a_local_cross_encoder(docs, tmp_path):
     direct = CrossEncoderReranker(path).rerank(query, [DOCS[i] for i in ids(found)])
     assert [m.score for m in found] == pytest.approx(direct, rel=1e-4)
     assert [m.score for m in found] == sorted((m.score for m in found), reverse=True)
+
+
+def test_the_commonest_words_leave_a_query_beyond_the_postings_budget(
+    db_path, test_plugin, monkeypatch
+):
+    from vibes.index import fulltext
+
+    collection = vibes.Database(db_path).collection("budget", model="hash")
+    items = [(f"i{i:03d}", f"common words number {i}") for i in range(300)]
+    collection.embed_multi([*items, ("rare", "a zebra among common words")], store=True)
+    assert len(collection.search("common zebra", 50, mode="text")) == 50
+    monkeypatch.setattr(fulltext, "POSTINGS_BUDGET", 100)
+    # "zebra" (1 document) fits; "common" (301 documents) would pass the budget.
+    assert ids(collection.search("common zebra", 50, mode="text")) == ["rare"]
+    # The rarest word always stays, whatever it costs; --fts-syntax is never cut.
+    assert len(collection.search("common words", 50, mode="text")) == 50
+    assert len(collection.search("common OR zebra", 50, mode="text", text_syntax=True)) == 50

@@ -475,11 +475,14 @@ class Store(ABC):
         *,
         syntax: str | None = None,
         candidates: Candidates | None = None,
+        budget: int | None = None,
     ) -> list[tuple[str, float]]:
         """The ``k`` best (id, score) for a query, best first, scored by BM25 (higher is
         better). Items holding any of ``terms`` match (those with more, and rarer, rank
         first); ``syntax`` instead passes a query in the backend's own syntax (an invalid
-        one raises InputError). With ``candidates``, only those items count."""
+        one raises InputError). With ``candidates``, only those items count. With
+        ``budget``, the commonest terms are left out once the documents holding the
+        rarer ones add up to more than it (the rarest always stays)."""
 
     @abstractmethod
     def fulltext_count(self, collection_id: int) -> int:

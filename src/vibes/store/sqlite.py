@@ -14,6 +14,7 @@ import json
 import sqlite3
 import threading
 import urllib.parse
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -1216,9 +1217,12 @@ class SQLiteStore(Store):
         *,
         syntax: str | None = None,
         candidates: Candidates | None = None,
+        budget: int | None = None,
     ) -> list[tuple[str, float]]:
         from ..search.text import fts5_expression  # any input, quoted: never a syntax error
 
+        if syntax is None and budget is not None and len(terms) > 1:
+            terms = self._within_budget(collection_id, terms, budget)
         expression = syntax if syntax is not None else fts5_expression(terms)
         if not expression or k <= 0:
             return []
@@ -1247,6 +1251,60 @@ class SQLiteStore(Store):
             raise
         names = self.ids_for_keys([key for key, _ in found])
         return [(names[key], score) for key, score in found if key in names]
+
+    def _within_budget(self, collection_id: int, terms: Sequence[str], budget: int) -> list[str]:
+        """The query's terms from the rarest on, while the documents holding them add up
+        to at most ``budget`` (BM25 over OR reads and scores about that many entries);
+        the rarest stays whatever it costs. A word in most documents adds almost nothing
+        to a BM25 score yet costs the most: this bounds a query's time by the budget, not
+        by the collection's size. Terms are counted as the index's own tokenizer cuts
+        them, through scratch tables in this connection's TEMP schema (nothing is
+        written to the database)."""
+        conn = self.conn
+        table = _fulltext_table(collection_id)
+        state = self.fulltext_state(collection_id)
+        if state is None:
+            return list(terms)
+        scratch = f"{table}_query_{zlib.crc32(state.tokenizer.encode()):08x}"
+        quoted = state.tokenizer.replace("'", "''")
+        conn.execute(
+            f'CREATE VIRTUAL TABLE IF NOT EXISTS temp."{scratch}" '
+            f"USING fts5(x, tokenize='{quoted}')"
+        )
+        conn.execute(
+            f'CREATE VIRTUAL TABLE IF NOT EXISTS temp."{scratch}_tokens" '
+            f"USING fts5vocab(temp, '{scratch}', instance)"
+        )
+        conn.execute(
+            f'CREATE VIRTUAL TABLE IF NOT EXISTS temp."{table}_vocab" '
+            f"USING fts5vocab(main, '{table}', row)"
+        )
+        conn.execute(f'DELETE FROM temp."{scratch}"')
+        conn.executemany(
+            f'INSERT INTO temp."{scratch}" (rowid, x) VALUES (?, ?)', list(enumerate(terms))
+        )
+        tokens: dict[int, set[str]] = {}
+        for row, token in conn.execute(f'SELECT doc, term FROM temp."{scratch}_tokens"'):
+            tokens.setdefault(row, set()).add(token)
+        every = sorted(set().union(*tokens.values())) if tokens else []
+        counts = dict(
+            self._select_in(
+                f'SELECT term, doc FROM temp."{table}_vocab" WHERE term IN ({{marks}})', every
+            )
+        )
+        # A term costs what its rarest token costs (a phrase of several tokens).
+        costs = [
+            min((counts.get(token, 0) for token in tokens.get(i, ())), default=0)
+            for i in range(len(terms))
+        ]
+        kept: list[int] = []
+        spent = 0
+        for cost, index in sorted((c, i) for i, c in enumerate(costs) if c > 0):
+            if kept and spent + cost > budget:
+                break
+            kept.append(index)
+            spent += cost
+        return [terms[i] for i in sorted(kept)]
 
     def fulltext_count(self, collection_id: int) -> int:
         (count,) = self.conn.execute(
