@@ -37,6 +37,9 @@ bench: install
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_index.py --sizes 100000,1000000
 	$(BIN)/python bench/bench_memory.py
+	$(BIN)/python bench/hybrid_study.py
+	$(BIN)/python bench/bench_hybrid.py
+	$(BIN)/python bench/bench_ask.py
 
 clean:
 	rm -rf $(VENV) demo
