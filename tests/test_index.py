@@ -76,6 +76,14 @@ def ann_ids(collection, query, n=10, **options):
     return [m.id for m in collection.similar_by_vector(query, n, **options)]
 
 
+def ids_of(result) -> list[str]:
+    return [json.loads(line)["id"] for line in result.output.splitlines()]
+
+
+def recall(found: list[str], truth: list[str]) -> float:
+    return len(set(found) & set(truth)) / len(truth)
+
+
 def index_file(collection) -> Path:
     state = collection.index_state()
     return Path(collection.database.path + ".indexes") / state.file
@@ -162,9 +170,8 @@ def test_exact_flag_drop_and_rebuild(indexed, invoke, db_path):
     exact = invoke(["similar", "c", "v0005", "--exact", "-d", db_path])
     default = invoke(["similar", "c", "v0005", "-d", db_path])
     assert exact.exit_code == 0 and default.exit_code == 0
-    assert [json.loads(x)["id"] for x in exact.output.splitlines()][:3] == [
-        json.loads(x)["id"] for x in default.output.splitlines()
-    ][:3]
+    # An approximate graph may swap a near-tie, so agreement is measured as recall, not order.
+    assert recall(ids_of(default), ids_of(exact)) >= 0.8
     file = index_file(collection)
     dropped = json.loads(invoke(["index", "c", "--drop", "-d", db_path]).output)
     assert dropped["kind"] == "off" and not file.exists()
@@ -175,11 +182,12 @@ def test_exact_flag_drop_and_rebuild(indexed, invoke, db_path):
     )
     assert rebuilt["kind"] == "hnsw" and rebuilt["indexed"] == 410
     assert rebuilt["parameters"]["connectivity"] == 8
-    # The rebuilt graph searches the same vectors: it agrees with the exact search.
-    again = invoke(["similar", "c", "v0005", "-d", db_path])
-    assert [json.loads(x)["id"] for x in again.output.splitlines()][:3] == [
-        json.loads(x)["id"] for x in exact.output.splitlines()
-    ][:3]
+    # The rebuilt graph searches all 410 vectors, the ten added while it was off included.
+    for query in ("v0005", "v1003"):
+        again = invoke(["similar", "c", query, "-d", db_path])
+        exact_now = invoke(["similar", "c", query, "--exact", "-d", db_path])
+        assert recall(ids_of(again), ids_of(exact_now)) >= 0.8
+    assert any(i.startswith("v10") for i in ids_of(again)[:5])
     assert invoke(["index", "c", "--drop", "--rebuild", "-d", db_path]).exit_code == 2
 
 
