@@ -1,22 +1,27 @@
 """Hybrid search study: full-text (SQLite FTS5, BM25) and vector (MiniLM, exact cosine)
 retrieval, alone and fused, on the labelled sets of ``retrieval_sets.py``; then the cost
-of the full-text query at 5,000 and 100,000 documents.
+of the full-text query at 5,000 and 100,000 documents, and what making it cheaper costs
+the text leg at 100,000.
 
 It measures what the defaults of ``vibes similar --hybrid`` should be: the FTS5
 tokenizer, whether English stop words leave the query, OR against AND between the
-words, the fusion (reciprocal rank, or a weighted sum of scores normalised per leg) and
-how deep each leg reads. It does not use vibes' search API, only its default model,
-which cuts documents at 256 tokens as ``vibes embed`` does. Vectors are cached in
-``bench/.cache``.
+words, leaving out the query's most common terms (over a share of the documents, or past
+a budget of postings), the fusion (reciprocal rank, or a weighted sum of scores min-max
+normalised per leg) and how deep each leg reads. It does not use vibes' search API, only
+its default model, which cuts documents at 256 tokens as ``vibes embed`` does. Vectors
+are cached in ``bench/.cache`` (about 25 minutes to embed on two CPU cores, once), as are
+all the figures of the last run (``hybrid_study_results.json``).
 
     python bench/hybrid_study.py [--sets man,gcloud,python] [--queries 800]
-                                 [--latency-sizes 5000,100000] [--no-latency]
+                                 [--latency-sizes 5000,100000]
+                                 [--no-quality] [--no-latency] [--no-timing] [--no-scale]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import re
 import sqlite3
 import statistics
@@ -69,29 +74,24 @@ Ranking = list[tuple[str, float]]  # (doc id, score), best first
 
 #: The variant recommended as vibes' default (see the closing tables), and those it is
 #: compared with query by query.
-DEFAULT = "weighted a=0.5 depth=100 | text porter -stop"
+DEFAULT = "weighted a=0.6 depth=100 | text unicode61 -stop"
 ALTERNATIVES = (
     "vector",
-    "text porter -stop",
-    "weighted a=0.5 depth=100 | text trigram -stop",
-    "weighted a=0.5 depth=100 | text unicode61 -stop",
-    "weighted a=0.5 depth=100 | text porter",
-    "weighted a=0.5 depth=100 | text porter -stop -df>0.05",
-    "weighted a=0.5 depth=100 | text porter -stop -df>0.1",
-    "weighted a=0.5 depth=100 | text porter -stop -df>0.2",
-    "weighted a=0.5 depth=100 | text porter -stop -budget=2000",
-    "weighted a=0.5 depth=100 | text porter -stop -budget=5000",
-    "weighted a=0.5 depth=100 | text porter -stop -budget=10000",
-    "weighted a=0.5 depth=100 | text porter -stop -budget=20000",
-    "weighted a=0.6 depth=100 | text unicode61 -stop",
+    "text unicode61 -stop",
     "weighted a=0.6 depth=100 | text porter -stop",
     "weighted a=0.6 depth=100 | text trigram -stop",
-    "weighted a=0.4 depth=100 | text porter -stop",
-    "weighted a=0.5 depth=50 | text porter -stop",
-    "weighted a=0.5 depth=20 | text porter -stop",
+    "weighted a=0.6 depth=100 | text unicode61",
+    "weighted a=0.5 depth=100 | text unicode61 -stop",
+    "weighted a=0.7 depth=100 | text unicode61 -stop",
+    "weighted a=0.6 depth=50 | text unicode61 -stop",
+    "weighted a=0.6 depth=20 | text unicode61 -stop",
+    "weighted a=0.6 depth=100 | text unicode61 -stop -df>0.2",
+    "weighted a=0.6 depth=100 | text unicode61 -stop -budget=2000",
+    "weighted a=0.6 depth=100 | text unicode61 -stop -budget=5000",
+    "weighted a=0.6 depth=100 | text unicode61 -stop -budget=20000",
+    "rrf k=10 depth=100 | text unicode61 -stop",
+    "rrf k=60 depth=100 | text unicode61 -stop",
     "rrf k=60 depth=100 | text porter -stop",
-    "rrf k=10 depth=100 | text porter -stop",
-    "rrf k=10 depth=50 | text trigram -stop",
 )
 
 
@@ -450,6 +450,21 @@ def summarise(all_results: dict[str, dict[tuple[str, str], dict]]) -> str:
             out.append(line(f"rrf k=60 depth=100 | {leg}"))
             group = [lb for lb in fused if lb.endswith(f"| {leg}")]
             out.append(line(group[0]))
+    leg = DEFAULT.split(" | ")[1]
+    out.append(
+        f"\nEvery fusion with the default text leg ({leg}), mean over the six cells "
+        "(nDCG@10 / R@10 / R@100):\n"
+    )
+    out.append("| fusion | " + " | ".join(f"depth {d}" for d in LEG_DEPTHS) + " |")
+    out.append("|---" * (len(LEG_DEPTHS) + 1) + "|")
+    for method in methods:
+        values = []
+        for depth in LEG_DEPTHS:
+            label = f"{method} depth={depth} | {leg}"
+            values.append(
+                " / ".join(f"{mean(label, m):.4f}" for m in ("ndcg@10", "recall@10", "recall@100"))
+            )
+        out.append(f"| {method} | " + " | ".join(values) + " |")
     for title, label in (("Best fused variant on average", fused[0]), ("Chosen default", DEFAULT)):
         out.append(f"\n## {title}: {label}\n")
         out.extend(gain_table(all_results, cells, labels, label))
@@ -509,8 +524,11 @@ def latency(sizes: Sequence[int], queries: Sequence[str]) -> str:
         f"Corpus: {len(documents)} documents ({characters / 1e6:.0f} million characters); "
         f"{len(queries)} queries, keyword and question forms.\n"
     )
-    out.append("| documents | tokenizer | query | LIMIT | median | p95 | max | postings (median) |")
-    out.append("|---|---|---|---|---|---|---|---|")
+    out.append(
+        "| documents | tokenizer | query | LIMIT | median | p95 | max | postings (median) "
+        "| µs per posting |"
+    )
+    out.append("|---|---|---|---|---|---|---|---|---|")
     variants = [
         ("OR, every word", False, None, None),
         ("OR, stop words removed", True, None, None),
@@ -520,7 +538,6 @@ def latency(sizes: Sequence[int], queries: Sequence[str]) -> str:
         (f"OR, stop words removed, rarest terms up to {b:,} postings", True, None, b)
         for b in sorted(BUDGETS, reverse=True)
     ]
-    fits = []
     for size in sizes:
         part = documents[:size]
         for tokenizer in ("porter", "unicode61", "trigram"):
@@ -531,7 +548,7 @@ def latency(sizes: Sequence[int], queries: Sequence[str]) -> str:
             megabytes = pages * connection.execute("PRAGMA page_size").fetchone()[0] / 1e6
             out.append(
                 f"| {len(part)} | {tokenizer} (built in {built:.1f} s, {megabytes:.0f} MB) "
-                "| | | | | | |"
+                "| | | | | | | |"
             )
             minimum = 3 if tokenizer == "trigram" else 1
             for query_kind, stop, share, budget in variants:
@@ -555,9 +572,11 @@ def latency(sizes: Sequence[int], queries: Sequence[str]) -> str:
                         times.append((time.perf_counter() - begin) * 1000)
                         if tokenizer != "trigram":
                             postings.append(sum(document_counts(connection, terms)))
-                    if postings and not share and not budget:
-                        fits.append((len(part), tokenizer, query_kind, limit, postings, times))
                     median_postings = f"{statistics.median(postings):,.0f}" if postings else ""
+                    if postings:  # time over postings, summed over the queries
+                        median_postings += f" | {sum(times) / sum(postings) * 1000:.1f}"
+                    else:
+                        median_postings += " |"
                     times.sort()
                     out.append(
                         f"| {len(part)} | {tokenizer} | {query_kind} | {limit} | "
@@ -565,13 +584,6 @@ def latency(sizes: Sequence[int], queries: Sequence[str]) -> str:
                         f"| {times[-1]:.2f} | {median_postings} |"
                     )
             connection.close()
-    out.append("\nCost per posting (least squares, ms = a + b × postings), LIMIT 100:\n")
-    out.append("| documents | tokenizer | query | a (ms) | b (ms per 10,000 postings) |")
-    out.append("|---|---|---|---|---|")
-    for size, tokenizer, query_kind, limit, postings, times in fits:
-        if limit == 100:
-            b, a = np.polyfit(np.array(postings, float), np.array(times), 1)
-            out.append(f"| {size} | {tokenizer} | {query_kind} | {a:.2f} | {b * 10_000:.2f} |")
     rng = np.random.default_rng(0)
     legs = [
         [(f"d{i}", float(s)) for i, s in enumerate(np.sort(rng.random(DEPTH))[::-1])]
@@ -592,11 +604,14 @@ def latency(sizes: Sequence[int], queries: Sequence[str]) -> str:
 
 
 def text_quality_at_scale(names: Sequence[str], size: int, n_queries: int) -> str:
-    """The text leg (porter, stop words removed) on each set with the other documents of
+    """The text leg of the default (stop words removed) on each set with the other documents of
     the timing corpus added as distractors up to ``size``: what pruning query terms costs
     where it is needed. Distractors that are a set's own documents (or their copies) are
     left out."""
-    out = [f"\n## Text leg with distractors up to {size:,} documents (porter, keyword queries)\n"]
+    tokenizer = DEFAULT.split(" | text ")[1].split()[0]
+    out = [
+        f"\n## Text leg with distractors up to {size:,} documents ({tokenizer}, keyword queries)\n"
+    ]
     out.append("| set | query | nDCG@10 | R@10 | R@100 | ms/query |")
     out.append("|---|---|---|---|---|---|")
     filler = rs.filler_documents(size)
@@ -612,10 +627,10 @@ def text_quality_at_scale(names: Sequence[str], size: int, n_queries: int) -> st
         doc_ids = [d for d, _ in documents]
         query_ids = [q for q, _ in queries]
         texts = [t for _, t in queries]
-        connection = fts_table(documents, TOKENIZERS["porter"])
+        connection = fts_table(documents, TOKENIZERS[tokenizer])
         variants = [("stop words removed", None, None)]
         variants += [(f"+ terms in >{s:.0%} of documents dropped", s, None) for s in (0.2,)]
-        variants += [(f"+ rarest terms up to {b:,} postings", None, b) for b in BUDGETS]
+        variants += [(f"+ rarest terms up to {b:,} postings", None, b) for b in BUDGETS[::-1]]
         for label, share, budget in variants:
             start = time.perf_counter()
             runs = text_rankings(
@@ -627,6 +642,7 @@ def text_quality_at_scale(names: Sequence[str], size: int, n_queries: int) -> st
                 f"| {name} ({len(documents):,} docs) | {label} | {metrics['ndcg@10']:.4f} | "
                 f"{metrics['recall@10']:.4f} | {metrics['recall@100']:.4f} | {elapsed:.1f} |"
             )
+            print(out[-1], file=sys.stderr)  # progress: this part is slow
         connection.close()
     return "\n".join(out)
 
@@ -637,7 +653,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=800)
     parser.add_argument("--latency-sizes", default="5000,100000")
     parser.add_argument("--no-latency", action="store_true")
-    parser.add_argument("--no-quality", action="store_true", help="only the latency part")
+    parser.add_argument("--no-quality", action="store_true", help="skip the quality part")
+    parser.add_argument("--no-timing", action="store_true", help="skip the latency table")
+    parser.add_argument("--no-scale", action="store_true", help="skip the text leg at scale")
     args = parser.parse_args()
 
     import vibes
@@ -648,6 +666,13 @@ def main() -> None:
         sets = args.sets.split(",")
         all_results = {name: study_set(name, args.queries, model) for name in sets}
         print(summarise(all_results))
+        saved = {
+            name: {f"{form} :: {label}": metrics for (form, label), metrics in results.items()}
+            for name, results in all_results.items()
+        }
+        path = rs.CACHE / "hybrid_study_results.json"
+        path.write_text(json.dumps(saved, indent=1, sort_keys=True))
+        print(f"\nEvery figure: {path}", file=sys.stderr)
     if not args.no_latency:
         timing_queries = []
         for name in args.sets.split(","):
@@ -655,8 +680,10 @@ def main() -> None:
                 _d, queries, _r = rs.SETS[name](n_queries=100, questions=questions)
                 timing_queries.extend(t for _, t in queries)
         sizes = [int(s) for s in args.latency_sizes.split(",")]
-        print(latency(sizes, timing_queries))
-        print(text_quality_at_scale(args.sets.split(","), max(sizes), args.queries))
+        if not args.no_timing:
+            print(latency(sizes, timing_queries))
+        if not args.no_scale:
+            print(text_quality_at_scale(args.sets.split(","), max(sizes), args.queries))
 
 
 if __name__ == "__main__":
