@@ -34,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import debian  # noqa: E402
 import retrieval_sets as rs  # noqa: E402
 
 import vibes  # noqa: E402
@@ -162,20 +163,8 @@ def latency(directory: Path, sizes: Sequence[int]) -> None:
         db.close()
 
 
-def debian_descriptions(limit: int) -> list[dict[str, str]]:
-    output = subprocess.run(["apt-cache", "dumpavail"], capture_output=True, text=True).stdout
-    seen: dict[str, str] = {}
-    package = None
-    for line in output.splitlines():
-        if line.startswith("Package: "):
-            package = line[9:].strip()
-        elif line.startswith("Description: ") and package and package not in seen:
-            seen[package] = line[13:].strip()
-    return [{"id": p, "content": d} for p, d in sorted(seen.items())[:limit]]
-
-
 def ingest(directory: Path, rounds: int) -> None:
-    rows = debian_descriptions(5000)
+    rows = [{"id": p, "content": d} for p, d in debian.descriptions()[:5000]]
     data = directory / "debian.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
     print(f"\n== ingest: vibes embed-multi of {len(rows):,} Debian descriptions, MiniLM")

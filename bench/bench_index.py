@@ -34,9 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import debian  # noqa: E402
+
 DIMENSIONS = 384
 QUERIES = 200
-CACHE = Path(__file__).resolve().parent / ".cache"
 
 
 def clustered_vectors(count: int, seed: int) -> np.ndarray:
@@ -284,34 +287,13 @@ def crossover_row(size: int, directory: Path) -> None:
     collection.database.close()
 
 
-def debian_descriptions() -> list[tuple[str, str]]:
-    output = subprocess.run(["apt-cache", "dumpavail"], capture_output=True, text=True).stdout
-    seen: dict[str, str] = {}
-    package = None
-    for line in output.splitlines():
-        if line.startswith("Package: "):
-            package = line[9:].strip()
-        elif line.startswith("Description: ") and package and package not in seen:
-            seen[package] = line[13:].strip()
-    return sorted(seen.items())
-
-
 def real(directory: Path) -> None:
-    import vibes
 
-    pairs = debian_descriptions()
+    pairs = debian.descriptions()
     if len(pairs) < 1000:
         print("\n== real embeddings: apt-cache dumpavail gave too little text; skipped")
         return
-    CACHE.mkdir(exist_ok=True)
-    cached = CACHE / f"debian-minilm-{len(pairs)}.npy"
-    if cached.exists():
-        vectors = np.load(cached)
-    else:
-        print(f"\n(embedding {len(pairs):,} Debian descriptions once; cached in {cached})")
-        model = vibes.get_model("minilm")
-        vectors = np.asarray(model.embed_batch([d for _, d in pairs]), dtype=np.float32)
-        np.save(cached, vectors)
+    vectors = debian.vectors(pairs)
     vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     rng = np.random.default_rng(5)
     held_out = set(rng.choice(len(pairs), QUERIES, replace=False).tolist())

@@ -25,12 +25,14 @@ from vibes.filters import Compare, Filter, IdPrefix, OneOf, RawSQL, build_filter
 from vibes.store import (
     ChunkRecord,
     ChunkText,
+    ClusterRecord,
     CollectionInfo,
     CollectionRecord,
     DocumentRecord,
     IndexState,
     ItemUpdate,
     ItemWrite,
+    RelatedState,
     Store,
     StoredItem,
     open_store,
@@ -1089,6 +1091,67 @@ def test_metadata_that_is_not_json_is_a_vibes_error(store, cid):
     with pytest.raises(vibes.VibesError):
         put(store, cid, [item("a", metadata={"when": when})])
     assert store.count(cid) == 0
+
+
+# -- analysis: clusterings and related items ------------------------------------------------------
+
+
+def test_clustering_is_saved_replaced_and_dropped(store, cid):
+    put(store, cid, [item("a"), item("b"), item("c")])
+    assert store.clustering(cid) is None and store.cluster_assignments(cid) == {}
+    clusters = [ClusterRecord(0, "alpha", None, 2), ClusterRecord(1, "beta", "B things", 1)]
+    with store.transaction() as tx:
+        store.save_clustering(tx, cid, '{"n": 2}', clusters, {"a": 0, "b": 0, "c": 1})
+    found = store.clustering(cid)
+    assert found is not None and found.settings == '{"n": 2}' and found.clusters == clusters
+    assert store.cluster_assignments(cid) == {"a": 0, "b": 0, "c": 1}
+    delete(store, cid, ["b"])  # an item that is gone has no cluster any more
+    assert store.cluster_assignments(cid) == {"a": 0, "c": 1}
+    with store.transaction() as tx:
+        store.save_clustering(tx, cid, None, [ClusterRecord(0, None, None, 2)], {"a": 0, "c": 0})
+    assert store.cluster_assignments(cid) == {"a": 0, "c": 0}
+    assert [c.cluster for c in store.clustering(cid).clusters] == [0]
+    with store.transaction() as tx:
+        store.drop_clustering(tx, cid)
+    assert store.clustering(cid) is None and store.cluster_assignments(cid) == {}
+
+
+def test_related_items_are_written_read_and_replaced(store, cid):
+    assert store.related_state(cid) is None
+    with store.transaction() as tx:
+        store.save_related_state(tx, RelatedState(cid, 2, False, NOW))
+        store.write_related(
+            tx, cid, {"a": [("b", 0.9), ("c", 0.5)], "b": [("a", 0.9), ("c", 0.7)], "c": []}
+        )
+    assert store.related_state(cid) == RelatedState(cid, 2, False, NOW)
+    assert store.related(cid, ["a", "b", "c", "x"]) == {
+        "a": [("b", 0.9), ("c", 0.5)],
+        "b": [("a", 0.9), ("c", 0.7)],
+    }
+    assert store.related_floors(cid) == {"a": (0.5, 2), "b": (0.7, 2)}
+    assert store.related_pointing_to(cid, ["c"]) == {"a", "b"}
+    assert store.related_pointing_to(cid, ["a", "nobody"]) == {"b"}
+    with store.transaction() as tx:
+        store.write_related(tx, cid, {"a": [("c", 0.95)]})  # replaces a's list whole
+        store.delete_related(tx, cid, ["b"])
+    assert store.related(cid, ["a", "b"]) == {"a": [("c", 0.95)]}
+    with store.transaction() as tx:
+        store.save_related_state(tx, RelatedState(cid, 5, True, NOW + 1))
+    assert store.related_state(cid) == RelatedState(cid, 5, True, NOW + 1)
+    with store.transaction() as tx:
+        store.drop_related(tx, cid)
+    assert store.related_state(cid) is None and store.related(cid, ["a"]) == {}
+
+
+def test_deleting_a_collection_deletes_its_analysis(store, cid):
+    put(store, cid, [item("a")])
+    with store.transaction() as tx:
+        store.save_clustering(tx, cid, None, [ClusterRecord(0, "x", None, 1)], {"a": 0})
+        store.save_related_state(tx, RelatedState(cid, 1, False, NOW))
+        store.write_related(tx, cid, {"a": [("a2", 0.5)]})
+    store.delete_collection(cid)
+    assert store.clustering(cid) is None and store.related_state(cid) is None
+    assert store.related(cid, ["a"]) == {} and store.cluster_assignments(cid) == {}
 
 
 # -- SQLite only: raw SQL conditions, read_query, writes behind the store's back -----------------

@@ -225,6 +225,23 @@ class Collection:
             if notes is not None:
                 notes.append(message)
             warnings.warn(message, IndexWarning, stacklevel=3)
+        self._maintain_related(notes)
+
+    def _maintain_related(self, notes: list[str] | None = None) -> None:
+        """Bring precomputed related items up to date after a write, when few items
+        changed; a large write leaves them to the next read or ``vibes related``."""
+        from .analysis.related import INLINE_CHANGES, update_related
+
+        try:
+            update_related(self, limit=INLINE_CHANGES)
+        except VibesError as error:
+            message = (
+                f"The related items of collection {self.name!r} were not updated ({error}); "
+                "the next read applies the changes"
+            )
+            if notes is not None:
+                notes.append(message)
+            warnings.warn(message, IndexWarning, stacklevel=3)
 
     def delete_items(self, ids: Sequence[str]) -> int:
         """Delete items by id, all or none: raises if any id is missing. The id of a chunked

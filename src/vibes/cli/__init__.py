@@ -96,4 +96,17 @@ def main() -> None:
 
 
 # Register the commands (each module adds its own to `cli`).
-from . import ask, chunk, collections, embed, index, llms, models, similar  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    analysis,
+    ask,
+    chunk,
+    cluster,
+    collections,
+    embed,
+    index,
+    llms,
+    models,
+    plot,
+    related,
+    similar,
+)

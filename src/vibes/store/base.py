@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Candidates",
     "ChunkRecord",
+    "ClusterRecord",
+    "Clustering",
     "ChunkText",
     "CollectionInfo",
     "CollectionRecord",
@@ -34,6 +36,7 @@ __all__ = [
     "IndexState",
     "ItemUpdate",
     "ItemWrite",
+    "RelatedState",
     "Store",
     "StoredItem",
     "Transaction",
@@ -169,6 +172,37 @@ class FullTextState:
     created: int | None
     #: False when the record is there but the index itself is gone (damaged).
     present: bool = True
+
+
+@dataclass(frozen=True)
+class ClusterRecord:
+    """One cluster of a stored clustering: its number, name, summary and size."""
+
+    cluster: int
+    name: str | None
+    summary: str | None
+    size: int
+
+
+@dataclass(frozen=True)
+class Clustering:
+    """A collection's stored clustering: how it was made (JSON) and its clusters."""
+
+    collection_id: int
+    settings: str | None
+    created: int | None
+    clusters: list[ClusterRecord]
+
+
+@dataclass(frozen=True)
+class RelatedState:
+    """A collection's precomputed related items: how many per item, and whether they
+    relate chunked documents as wholes."""
+
+    collection_id: int
+    n: int
+    documents: bool
+    built: int | None
 
 
 @dataclass
@@ -491,6 +525,68 @@ class Store(ABC):
     @abstractmethod
     def fulltext_missing(self, collection_id: int, ids: Sequence[str]) -> list[str]:
         """The ids among ``ids`` that have no entry in the full-text index."""
+
+    # -- analysis: clusters ------------------------------------------------------------------
+
+    @abstractmethod
+    def save_clustering(
+        self,
+        tx: Transaction,
+        collection_id: int,
+        settings: str | None,
+        clusters: Sequence[ClusterRecord],
+        assignments: dict[str, int],
+    ) -> None:
+        """Record a clustering (replacing any): its clusters and each item's cluster."""
+
+    @abstractmethod
+    def clustering(self, collection_id: int) -> Clustering | None:
+        """The collection's stored clustering, or None."""
+
+    @abstractmethod
+    def cluster_assignments(self, collection_id: int) -> dict[str, int]:
+        """Each item's stored cluster, for the items still in the collection."""
+
+    @abstractmethod
+    def drop_clustering(self, tx: Transaction, collection_id: int) -> None:
+        """Forget the collection's stored clustering."""
+
+    # -- analysis: related items -------------------------------------------------------------
+
+    @abstractmethod
+    def related_state(self, collection_id: int) -> RelatedState | None:
+        """The collection's precomputed related items, or None when it has none."""
+
+    @abstractmethod
+    def save_related_state(self, tx: Transaction, state: RelatedState) -> None:
+        """Record how the collection's related items are computed."""
+
+    @abstractmethod
+    def write_related(
+        self, tx: Transaction, collection_id: int, neighbours: dict[str, list[tuple[str, float]]]
+    ) -> None:
+        """Replace the related items of each id in ``neighbours`` with its (other id,
+        score) pairs (an empty list: none)."""
+
+    @abstractmethod
+    def delete_related(self, tx: Transaction, collection_id: int, ids: Sequence[str]) -> None:
+        """Forget the related items of ``ids`` (items that are gone)."""
+
+    @abstractmethod
+    def drop_related(self, tx: Transaction, collection_id: int) -> None:
+        """Forget every related item of the collection, and its state."""
+
+    @abstractmethod
+    def related(self, collection_id: int, ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
+        """The stored related items of each of ``ids`` that has some, best first."""
+
+    @abstractmethod
+    def related_floors(self, collection_id: int) -> dict[str, tuple[float, int]]:
+        """For every id with related items: the lowest score among them, and how many."""
+
+    @abstractmethod
+    def related_pointing_to(self, collection_id: int, ids: Sequence[str]) -> set[str]:
+        """The ids whose related items include any of ``ids``."""
 
     # -- reading rows for ingestion -------------------------------------------------------
 

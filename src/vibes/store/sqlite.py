@@ -13,6 +13,7 @@ import functools
 import json
 import sqlite3
 import threading
+import time
 import urllib.parse
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,6 +27,8 @@ from .base import (
     Candidates,
     ChunkRecord,
     ChunkText,
+    ClusterRecord,
+    Clustering,
     CollectionInfo,
     CollectionRecord,
     DocumentRecord,
@@ -33,6 +36,7 @@ from .base import (
     IndexState,
     ItemUpdate,
     ItemWrite,
+    RelatedState,
     Store,
     StoredItem,
     Transaction,
@@ -293,6 +297,55 @@ WHEN new."embedding" IS NOT old."embedding" OR new."id" IS NOT old."id"
 BEGIN
 """
             + _UPDATE_TRIGGER_BODY,
+        ),
+    ),
+    (
+        # Analysis results kept in the database: each item's cluster (`vibes cluster
+        # --store`) with the clusters' names, and each item's precomputed nearest
+        # neighbours (`vibes related`), in the shape of the similarities(id, other_id,
+        # score) table of Simon Willison's TIL site. Related items read the change log
+        # (consumer "related") to stay in step.
+        "m008_analysis",
+        (
+            """
+CREATE TABLE "vibes_clusterings" (
+   "collection_id" INTEGER PRIMARY KEY,
+   "settings" TEXT,
+   "created" INTEGER
+)""",
+            """
+CREATE TABLE "vibes_clusters" (
+   "collection_id" INTEGER NOT NULL,
+   "cluster" INTEGER NOT NULL,
+   "name" TEXT,
+   "summary" TEXT,
+   "size" INTEGER NOT NULL,
+   PRIMARY KEY ("collection_id", "cluster")
+)""",
+            """
+CREATE TABLE "vibes_cluster_items" (
+   "collection_id" INTEGER NOT NULL,
+   "item_id" TEXT NOT NULL,
+   "cluster" INTEGER NOT NULL,
+   PRIMARY KEY ("collection_id", "item_id")
+)""",
+            """
+CREATE TABLE "vibes_related" (
+   "collection_id" INTEGER PRIMARY KEY,
+   "n" INTEGER NOT NULL,
+   "documents" INTEGER NOT NULL,
+   "built" INTEGER
+)""",
+            """
+CREATE TABLE "vibes_similarities" (
+   "collection_id" INTEGER NOT NULL,
+   "id" TEXT NOT NULL,
+   "other_id" TEXT NOT NULL,
+   "score" REAL NOT NULL,
+   PRIMARY KEY ("collection_id", "id", "other_id")
+)""",
+            'CREATE INDEX "vibes_similarities_by_other" '
+            'ON "vibes_similarities" ("collection_id", "other_id")',
         ),
     ),
 )
@@ -662,6 +715,11 @@ class SQLiteStore(Store):
                 "vibes_chunks",
                 "vibes_sources",
                 "vibes_fulltext",
+                "vibes_clusterings",
+                "vibes_clusters",
+                "vibes_cluster_items",
+                "vibes_related",
+                "vibes_similarities",
             ):
                 conn.execute(f"DELETE FROM {table} WHERE collection_id = ?", (collection_id,))
             conn.execute(f'DROP TABLE IF EXISTS "{_fulltext_table(collection_id)}"')
@@ -1324,6 +1382,144 @@ class SQLiteStore(Store):
             )
         }
         return [item_id for item_id in ids if item_id not in present]
+
+    # -- analysis: clusters ------------------------------------------------------------------
+
+    def save_clustering(
+        self,
+        tx: Transaction,
+        collection_id: int,
+        settings: str | None,
+        clusters: Sequence[ClusterRecord],
+        assignments: dict[str, int],
+    ) -> None:
+        conn = _conn(tx)
+        self._drop_clustering(conn, collection_id)
+        conn.execute(
+            "INSERT INTO vibes_clusterings (collection_id, settings, created) VALUES (?, ?, ?)",
+            (collection_id, settings, int(time.time())),
+        )
+        conn.executemany(
+            "INSERT INTO vibes_clusters (collection_id, cluster, name, summary, size) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(collection_id, c.cluster, c.name, c.summary, c.size) for c in clusters],
+        )
+        conn.executemany(
+            "INSERT INTO vibes_cluster_items (collection_id, item_id, cluster) VALUES (?, ?, ?)",
+            [(collection_id, item_id, cluster) for item_id, cluster in assignments.items()],
+        )
+
+    def clustering(self, collection_id: int) -> Clustering | None:
+        row = self.conn.execute(
+            "SELECT settings, created FROM vibes_clusterings WHERE collection_id = ?",
+            (collection_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        clusters = [
+            ClusterRecord(*found)
+            for found in self.conn.execute(
+                "SELECT cluster, name, summary, size FROM vibes_clusters "
+                "WHERE collection_id = ? ORDER BY cluster",
+                (collection_id,),
+            )
+        ]
+        return Clustering(collection_id, row[0], row[1], clusters)
+
+    def cluster_assignments(self, collection_id: int) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT c.item_id, c.cluster FROM vibes_cluster_items c JOIN embeddings e "
+            "ON e.collection_id = c.collection_id AND e.id = c.item_id "
+            "WHERE c.collection_id = ?",
+            (collection_id,),
+        )
+        return {item_id: int(cluster) for item_id, cluster in rows}
+
+    def drop_clustering(self, tx: Transaction, collection_id: int) -> None:
+        self._drop_clustering(_conn(tx), collection_id)
+
+    @staticmethod
+    def _drop_clustering(conn: sqlite3.Connection, collection_id: int) -> None:
+        for table in ("vibes_clusterings", "vibes_clusters", "vibes_cluster_items"):
+            conn.execute(f"DELETE FROM {table} WHERE collection_id = ?", (collection_id,))
+
+    # -- analysis: related items -------------------------------------------------------------
+
+    def related_state(self, collection_id: int) -> RelatedState | None:
+        row = self.conn.execute(
+            "SELECT n, documents, built FROM vibes_related WHERE collection_id = ?",
+            (collection_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return RelatedState(collection_id, int(row[0]), bool(row[1]), row[2])
+
+    def save_related_state(self, tx: Transaction, state: RelatedState) -> None:
+        _conn(tx).execute(
+            "INSERT OR REPLACE INTO vibes_related (collection_id, n, documents, built) "
+            "VALUES (?, ?, ?, ?)",
+            (state.collection_id, state.n, int(state.documents), state.built),
+        )
+
+    def write_related(
+        self, tx: Transaction, collection_id: int, neighbours: dict[str, list[tuple[str, float]]]
+    ) -> None:
+        conn = _conn(tx)
+        self.delete_related(tx, collection_id, list(neighbours))
+        conn.executemany(
+            "INSERT INTO vibes_similarities (collection_id, id, other_id, score) "
+            "VALUES (?, ?, ?, ?)",
+            (
+                (collection_id, item_id, other_id, float(score))
+                for item_id, pairs in neighbours.items()
+                for other_id, score in pairs
+            ),
+        )
+
+    def delete_related(self, tx: Transaction, collection_id: int, ids: Sequence[str]) -> None:
+        conn = _conn(tx)
+        for part in _parts(list(ids)):
+            conn.execute(
+                "DELETE FROM vibes_similarities WHERE collection_id = ? "
+                f"AND id IN ({','.join('?' * len(part))})",
+                (collection_id, *part),
+            )
+
+    def drop_related(self, tx: Transaction, collection_id: int) -> None:
+        conn = _conn(tx)
+        for table in ("vibes_related", "vibes_similarities"):
+            conn.execute(f"DELETE FROM {table} WHERE collection_id = ?", (collection_id,))
+
+    def related(self, collection_id: int, ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
+        found: dict[str, list[tuple[str, float]]] = {}
+        rows = self._select_in(
+            "SELECT id, other_id, score FROM vibes_similarities "
+            "WHERE collection_id = ? AND id IN ({marks}) ORDER BY id, score DESC, other_id",
+            list(ids),
+            collection_id,
+        )
+        for item_id, other_id, score in rows:
+            found.setdefault(item_id, []).append((other_id, float(score)))
+        return found
+
+    def related_floors(self, collection_id: int) -> dict[str, tuple[float, int]]:
+        rows = self.conn.execute(
+            "SELECT id, min(score), count(*) FROM vibes_similarities WHERE collection_id = ? "
+            "GROUP BY id",
+            (collection_id,),
+        )
+        return {item_id: (float(low), int(count)) for item_id, low, count in rows}
+
+    def related_pointing_to(self, collection_id: int, ids: Sequence[str]) -> set[str]:
+        return {
+            row[0]
+            for row in self._select_in(
+                "SELECT DISTINCT id FROM vibes_similarities "
+                "WHERE collection_id = ? AND other_id IN ({marks})",
+                list(ids),
+                collection_id,
+            )
+        }
 
     # -- rows for ingestion ---------------------------------------------------------------------
 
