@@ -142,7 +142,13 @@ def test_a_large_write_is_left_for_the_next_read(collection, monkeypatch):
     monkeypatch.setattr(relations, "INLINE_CHANGES", 5)
     collection.embed_multi(random_items(20, seed=12, start=2000))
     assert relations.related_status(collection).pending == 20
-    relations.read_related(collection, "i2003")
+    # A read applies few changes, and reads stale lists (saying so) past that.
+    assert relations.read_related(collection, "i0001")[1] == [
+        "The related items of collection 'c' miss 20 changed items "
+        "(run 'vibes related c' to apply them)"
+    ]
+    monkeypatch.setattr(relations, "INLINE_CHANGES", 50)
+    assert relations.read_related(collection, "i2003")[1] == []
     assert relations.related_status(collection).pending == 0
     assert stored_lists(collection) == brute_force(collection, 4)
 
@@ -242,6 +248,5 @@ def test_unknown_item_and_read_only_database(collection, db_path, run, monkeypat
     found, warnings = relations.read_related(collection, "i0001")
     assert len(found) == 3
     assert warnings == [
-        "The related items of collection 'c' miss 1 changed items and the database "
-        "cannot be written"
+        "The related items of collection 'c' miss 1 changed items (the database cannot be written)"
     ]

@@ -45,7 +45,8 @@ def blobs_to_matrix(
         return np.empty((0, dimensions or 0), dtype=np.float32)
     if dimensions is None:
         dimensions = len(blobs[0] or b"") // 4
-    buffer = b"".join(blob or b"" for blob in blobs)
+    # A bytearray, so the matrix over it can be written (scaled in place by its reader).
+    buffer = bytearray().join(blob or b"" for blob in blobs)
     if len(buffer) != len(ids) * dimensions * 4 or dimensions == 0:
         for item_id, blob in zip(ids, blobs):
             if blob is None or len(blob) != dimensions * 4 or not blob:

@@ -27,13 +27,17 @@ class Points:
         return len(self.ids)
 
 
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """``matrix`` with every row scaled to length 1 (a copy, float32; zero rows stay zero)."""
+def unit_rows(matrix: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+    """``matrix`` with every row scaled to length 1 (float32; zero rows stay zero): a
+    copy, or with ``in_place`` the same float32 array scaled (when it can be written)."""
     import numpy as np
 
     matrix = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
+    if in_place and matrix.flags.writeable:
+        matrix /= norms
+        return matrix
     return matrix / norms
 
 
@@ -51,7 +55,7 @@ def load_points(
         return Points([], np.empty((0, collection.dimensions or 0), dtype=np.float32), documents)
     ids, matrix = collection.matrix()
     if normalise:
-        matrix = unit_rows(matrix)
+        matrix = unit_rows(matrix, in_place=True)  # freshly read: no one else holds it
     if not documents:
         return Points(ids, matrix, False)
     owners = document_of(collection, ids)
@@ -66,7 +70,7 @@ def load_points(
     counts = np.bincount(rows, minlength=len(point_ids)).astype(np.float64)
     vectors = (sums / counts[:, None]).astype(np.float32)
     if normalise:
-        vectors = unit_rows(vectors)
+        vectors = unit_rows(vectors, in_place=True)
     return Points(point_ids, vectors, True)
 
 

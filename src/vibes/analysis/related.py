@@ -31,6 +31,7 @@ from .neighbours import block_rows, nearest, scores
 from .points import Points, document_of, load_points
 
 if TYPE_CHECKING:
+    import numpy as np
 
     from ..collection import Collection
 
@@ -117,18 +118,26 @@ def build_related(
     # applied again by the next update, never missed.
     seq = store.last_change(collection.id)
     points = load_points(collection, documents=documents)
-    lists = _lists(points, nearest(points.vectors, n, distance=collection.distance), progress)
+    # Kept as two compact arrays (a few MB at 100,000 items), not Python lists, until
+    # they are written: memory stays close to the vectors' own.
+    neighbours, values = _all_neighbours(points, n, collection.distance, progress)
     with store.transaction() as tx:
         store.drop_related(tx, collection.id)
         state = RelatedState(collection.id, n, documents, int(time.time()))
         store.save_related_state(tx, state)
-        batch: dict[str, list[tuple[str, float]]] = {}
-        for item_id, pairs in lists.items():
-            batch[item_id] = pairs
-            if len(batch) >= WRITE_BATCH:
-                store.write_related(tx, collection.id, batch)
-                batch = {}
-        store.write_related(tx, collection.id, batch)
+        ids = points.ids
+        for start in range(0, len(ids), WRITE_BATCH):
+            rows = range(start, min(start + WRITE_BATCH, len(ids)))
+            store.write_related(
+                tx,
+                collection.id,
+                {
+                    ids[row]: [(ids[j], s) for j, s in zip(found, scored)]
+                    for row, found, scored in zip(
+                        rows, neighbours[rows].tolist(), values[rows].round(6).tolist()
+                    )
+                },
+            )
         store.advance_log(tx, collection.id, LOG_CONSUMER, seq)
     return RelatedStatus(
         "ready",
@@ -137,9 +146,26 @@ def build_related(
         len(points),
         0,
         state.built,
-        len(lists),
+        len(points),
         round(time.perf_counter() - started, 3),
     )
+
+
+def _all_neighbours(
+    points: Points, n: int, distance: str, progress: Progress | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every point's neighbours (row numbers) and their scores, as (points, k) arrays."""
+    import numpy as np
+
+    k = max(min(n, len(points) - 1), 0)
+    neighbours = np.zeros((len(points), k), dtype=np.int64)
+    values = np.zeros((len(points), k), dtype=np.float64)
+    for numbers, best, best_scores in nearest(points.vectors, n, distance=distance):
+        neighbours[numbers] = best
+        values[numbers] = best_scores
+        if progress is not None:
+            progress(int(numbers[-1]) + 1, len(points))
+    return neighbours, values
 
 
 def drop_related(collection: Collection) -> None:
@@ -205,8 +231,9 @@ def read_related(
     collection: Collection, item_id: str, n: int | None = None
 ) -> tuple[list[tuple[str, float]], list[str]]:
     """The stored related items of ``item_id`` (best first, at most ``n``), and warnings.
-    Pending changes are applied first; on a database that cannot be written, the stored
-    lists are read as they are, with a warning saying how many changes they miss."""
+    Pending changes are applied first when there are few (up to :data:`INLINE_CHANGES`,
+    so a read stays quick); with more, or on a database that cannot be written, the
+    stored lists are read as they are, with a warning saying how many changes they miss."""
     store = collection.database.store
     state = store.related_state(collection.id) if collection.exists else None
     if state is None:
@@ -216,13 +243,17 @@ def read_related(
         )
     warnings: list[str] = []
     try:
-        update_related(collection)
+        applied = update_related(collection, limit=INLINE_CHANGES)
     except DatabaseOpenError:
+        applied, why = None, "the database cannot be written"
+    else:
+        why = f"run 'vibes related {collection.name}' to apply them"
+    if applied is None:
         position = store.log_position(collection.id, LOG_CONSUMER) or 0
         _, pending = store.changes_since(collection.id, position)
         warnings.append(
             f"The related items of collection {collection.name!r} miss {len(pending)} "
-            "changed items and the database cannot be written"
+            f"changed items ({why})"
         )
     found = store.related(collection.id, [item_id]).get(item_id)
     if found is None:
