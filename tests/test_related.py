@@ -12,7 +12,7 @@ import pytest
 import vibes
 from vibes import vectors as vector_format
 from vibes.analysis import related as relations
-from vibes.analysis.neighbours import nearest
+from vibes.analysis.neighbours import _top, all_nearest, nearest
 
 DIMENSIONS = 16
 
@@ -78,6 +78,32 @@ def test_blocks_of_any_size_give_the_same_neighbours():
     # More neighbours asked than there are other points: all of them, never itself.
     rows, best, scores = next(iter(nearest(matrix[:5], 10)))
     assert best.shape == (5, 4) and all(r not in b for r, b in zip(rows, best.tolist()))
+
+
+@pytest.mark.parametrize("distance", ["cosine", "dot", "euclidean"])
+@pytest.mark.parametrize(
+    "count, n, block", [(300, 7, None), (300, 7, 13), (130, 10, 64), (6, 10, 4)]
+)
+def test_every_pair_scored_once_gives_the_same_neighbours(distance, count, n, block):
+    rng = np.random.default_rng(count + n)
+    matrix = rng.normal(size=(count, 8)).astype(np.float32)
+    if distance == "cosine":
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    where, best = all_nearest(matrix, n, distance=distance, block=block)
+    expected = list(nearest(matrix, n, distance=distance))
+    assert where.shape == (count, min(n, count - 1))
+    assert np.array_equal(where, np.concatenate([b for _, b, _ in expected]))
+    assert np.allclose(best, np.concatenate([s for _, _, s in expected]), atol=1e-5)
+
+
+def test_wide_rows_are_narrowed_by_their_chunks_exactly():
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(20, 5_000)).astype(np.float32)
+    values[3, 4_990:] = 50.0 + np.arange(10)  # the best, in the short last chunk
+    for k in (1, 10):
+        found = np.sort(_top(values, k), axis=1)
+        expected = np.sort(np.argsort(-values, axis=1)[:, :k], axis=1)
+        assert np.array_equal(found, expected)
 
 
 @pytest.mark.parametrize("distance", ["dot", "euclidean"])

@@ -1,13 +1,15 @@
 """Exact nearest neighbours of many points at once, by blocked matrix products.
 
-Every pass multiplies a block of query rows by the whole matrix, keeps each row's best
-``n`` with a partial sort, and drops the block: memory stays at one block of scores
-(about :data:`BLOCK_BYTES`), never the n × n matrix.
+Every pass multiplies a block of query rows by the matrix, keeps each row's best ``n``
+with a partial sort, and drops the block: memory stays at a few blocks of scores (about
+:data:`BLOCK_BYTES` each), never the n × n matrix. :func:`all_nearest`, for every point
+at once, computes each pair's score once (every distance vibes has is symmetric): half
+the products of asking :func:`nearest` for every row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -77,3 +79,95 @@ def nearest(
         if k == total - 1:
             best, best_scores = best[:, :k], best_scores[:, :k]  # drop itself (-inf, last)
         yield numbers, best, best_scores
+
+
+def all_nearest(
+    matrix: np.ndarray,
+    n: int,
+    *,
+    distance: str = "cosine",
+    block: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's ``n`` nearest other rows, best first (ties by row number), as two
+    (rows, k) arrays: neighbour numbers and scores, k = min(n, rows - 1).
+
+    Block b of rows is multiplied by rows b.. onwards only: its scores are the block's
+    candidates, and, transposed, the candidates of every later row; each row keeps a
+    running best k. Most of a later row's candidates score below its running k-th best
+    and are never sorted. ``progress(done, total)`` follows the blocks."""
+    import numpy as np
+
+    total = len(matrix)
+    k = max(min(n, total - 1), 0)
+    best = np.full((total, k), -np.inf, dtype=np.float32)
+    where = np.full((total, k), -1, dtype=np.int64)
+    if k == 0:
+        return where, best
+    step = block or block_rows(total)
+    for start in range(0, total, step):
+        end = min(start + step, total)
+        found = scores(matrix[start:end], matrix[start:], distance)
+        own = np.arange(end - start)
+        found[own, own] = -np.inf  # not its own neighbour
+        _keep_best(best, where, start, _top(found, k), found, start)
+        if end < total:
+            later = found[:, end - start :]
+            # Only the later rows that some score of this block beats are merged.
+            hit = np.flatnonzero((later > np.min(best[end:], axis=1)).any(axis=0))
+            if len(hit):
+                candidates = np.ascontiguousarray(later[:, hit].T)
+                _keep_best(best, where, end + hit, _top(candidates, k), candidates, start)
+        if progress is not None:
+            progress(end, total)
+    order = np.lexsort((where, -best), axis=1)
+    return np.take_along_axis(where, order, axis=1), np.take_along_axis(best, order, axis=1)
+
+
+#: Columns per chunk when :func:`_top` narrows a wide row by its chunks' maxima.
+_CHUNK = 64
+
+
+def _top(values: np.ndarray, k: int) -> np.ndarray:
+    """The column numbers of each row's ``k`` largest values (in no order).
+
+    A wide row is cut into chunks of :data:`_CHUNK` columns: its k largest values lie in
+    the k chunks with the largest maxima (any other chunk has k maxima above its own), so
+    only those chunks are partially sorted."""
+    import numpy as np
+
+    rows, width = values.shape
+    k = min(k, width)
+    if width <= 4 * k * _CHUNK:
+        return np.argpartition(values, width - k, axis=1)[:, width - k :]
+    maxima = np.maximum.reduceat(values, np.arange(0, width, _CHUNK), axis=1)
+    chunks = maxima.shape[1]
+    chosen = np.argpartition(maxima, chunks - k, axis=1)[:, chunks - k :]
+    columns = (chosen[:, :, None] * _CHUNK + np.arange(_CHUNK)).reshape(rows, -1)
+    beyond = columns >= width  # the last chunk may be short
+    gathered = np.take_along_axis(values, np.minimum(columns, width - 1), axis=1)
+    gathered[beyond] = -np.inf
+    top = np.argpartition(gathered, gathered.shape[1] - k, axis=1)[:, -k:]
+    return np.take_along_axis(columns, top, axis=1)
+
+
+def _keep_best(
+    best: np.ndarray,
+    where: np.ndarray,
+    rows: int | np.ndarray,
+    top: np.ndarray,
+    candidates: np.ndarray,
+    offset: int,
+) -> None:
+    """The given rows (a first row number, or row numbers) keep their k best of what
+    they had and of ``candidates``' columns ``top`` (column j is point ``offset + j``)."""
+    import numpy as np
+
+    k = best.shape[1]
+    picked = np.take_along_axis(candidates, top, axis=1)
+    selected = slice(rows, rows + len(top)) if isinstance(rows, int) else rows
+    values = np.concatenate([best[selected], picked], axis=1)
+    numbers = np.concatenate([where[selected], top + offset], axis=1)
+    keep = np.argpartition(values, values.shape[1] - k, axis=1)[:, -k:]
+    best[selected] = np.take_along_axis(values, keep, axis=1)
+    where[selected] = np.take_along_axis(numbers, keep, axis=1)

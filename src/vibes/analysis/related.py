@@ -27,11 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DatabaseOpenError, VibesError
 from ..store.base import RelatedState
-from .neighbours import block_rows, nearest, scores
+from .neighbours import all_nearest, block_rows, nearest, scores
 from .points import Points, document_of, load_points
 
 if TYPE_CHECKING:
-    import numpy as np
 
     from ..collection import Collection
 
@@ -120,7 +119,9 @@ def build_related(
     points = load_points(collection, documents=documents)
     # Kept as two compact arrays (a few MB at 100,000 items), not Python lists, until
     # they are written: memory stays close to the vectors' own.
-    neighbours, values = _all_neighbours(points, n, collection.distance, progress)
+    neighbours, values = all_nearest(
+        points.vectors, n, distance=collection.distance, progress=progress
+    )
     with store.transaction() as tx:
         store.drop_related(tx, collection.id)
         state = RelatedState(collection.id, n, documents, int(time.time()))
@@ -149,23 +150,6 @@ def build_related(
         len(points),
         round(time.perf_counter() - started, 3),
     )
-
-
-def _all_neighbours(
-    points: Points, n: int, distance: str, progress: Progress | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every point's neighbours (row numbers) and their scores, as (points, k) arrays."""
-    import numpy as np
-
-    k = max(min(n, len(points) - 1), 0)
-    neighbours = np.zeros((len(points), k), dtype=np.int64)
-    values = np.zeros((len(points), k), dtype=np.float64)
-    for numbers, best, best_scores in nearest(points.vectors, n, distance=distance):
-        neighbours[numbers] = best
-        values[numbers] = best_scores
-        if progress is not None:
-            progress(int(numbers[-1]) + 1, len(points))
-    return neighbours, values
 
 
 def drop_related(collection: Collection) -> None:
