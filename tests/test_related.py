@@ -119,6 +119,11 @@ def test_other_distances(db_path, test_plugin, distance):
     np.fill_diagonal(similarity, -np.inf)
     expected = {i: [ids[j] for j in np.argsort(-similarity[r])[:3]] for r, i in enumerate(ids)}
     assert stored_lists(target) == expected
+    # Scores are those a search gives (1 / (1 + distance) for euclidean).
+    found, _ = relations.read_related(target, "i0002")
+    searched = target.similar_by_id("i0002", 3, exact=True)
+    assert [m.id for m in searched] == [other for other, _ in found]
+    assert [s for _, s in found] == pytest.approx([m.score for m in searched], abs=1e-5)
 
 
 def test_every_kind_of_change_is_applied_incrementally(collection, db_path):

@@ -25,22 +25,22 @@ def block_rows(points: int, budget: int = BLOCK_BYTES) -> int:
 
 
 def scores(queries: np.ndarray, matrix: np.ndarray, distance: str) -> np.ndarray:
-    """Similarity of every query to every row, higher is nearer: the dot product for
-    ``cosine`` (rows already of length 1) and ``dot``, minus the Euclidean distance for
-    ``euclidean``."""
+    """Similarity of every query to every row, higher is nearer, as searches score it:
+    the dot product for ``cosine`` (rows already of length 1) and ``dot``, and
+    1 / (1 + distance) for ``euclidean``."""
     import numpy as np
 
     product = queries @ matrix.T
     if distance != "euclidean":
         return product
     # |q - m|² = |q|² - 2 q·m + |m|², computed in place on the product's block.
-    squared = np.einsum("ij,ij->i", matrix, matrix)
     product *= -2.0
     product += np.einsum("ij,ij->i", queries, queries)[:, None]
-    product += squared[None, :]
+    product += np.einsum("ij,ij->i", matrix, matrix)[None, :]
     np.maximum(product, 0.0, out=product)
     np.sqrt(product, out=product)
-    product *= -1.0
+    product += 1.0
+    np.reciprocal(product, out=product)
     return product
 
 
