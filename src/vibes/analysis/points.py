@@ -65,9 +65,11 @@ def load_points(
     point_ids = sorted({owners.get(item_id, item_id) for item_id in ids})
     position = {point_id: i for i, point_id in enumerate(point_ids)}
     rows = np.fromiter((position[owners.get(i, i)] for i in ids), dtype=np.int64, count=len(ids))
-    sums = np.zeros((len(point_ids), matrix.shape[1]), dtype=np.float64)
-    np.add.at(sums, rows, matrix)
-    counts = np.bincount(rows, minlength=len(point_ids)).astype(np.float64)
+    # Rows sorted by their point, then summed a run at a time (np.add.at is ~60x slower).
+    order = np.argsort(rows, kind="stable")
+    counts = np.bincount(rows, minlength=len(point_ids))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    sums = np.add.reduceat(matrix[order].astype(np.float64), starts, axis=0)
     vectors = (sums / counts[:, None]).astype(np.float32)
     if normalise:
         vectors = unit_rows(vectors, in_place=True)

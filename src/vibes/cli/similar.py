@@ -37,6 +37,15 @@ if TYPE_CHECKING:
     "-i", "--input", "input_path", type=click.Path(allow_dash=True), help="File to search for"
 )
 @click.option("--binary", is_flag=True, help="Treat the input as binary data")
+@click.option(
+    "--expr",
+    metavar="EXPRESSION",
+    help="Search by vector arithmetic: terms joined by + and - ('germany + paris - "
+    "france'); terms are texts, id:ITEM or file:PATH, weights as 0.5*term",
+)
+@click.option(
+    "--keep-terms", is_flag=True, help="With --expr: keep the id: terms' own items in the results"
+)
 @click.option("-n", "--number", default=10, show_default=True, help="How many results")
 @filter_options
 @click.option("--min-score", type=float, help="Only results scoring at least this")
@@ -96,6 +105,8 @@ def similar(
     content: str | None,
     input_path: str | None,
     binary: bool,
+    expr: str | None,
+    keep_terms: bool,
     number: int,
     filters: tuple[str, ...],
     prefix: str | None,
@@ -130,6 +141,12 @@ def similar(
     leg's rank and score under "legs". --snippets adds "snippet", the best fragment of
     the stored text with the query's words **marked**.
 
+    --expr searches by the sum of its terms' vectors (each of length 1 in a cosine
+    collection), as word-vector tools do: 'king - man + woman'. An operator is a + or -
+    after a space (hyphenated words stay whole); quote a term holding one. The items
+    that id: terms name are left out of the results (they would top them) unless
+    --keep-terms.
+
     \b
     Examples:
       vibes similar docs -c 'sqlite backup tools' | jq .id
@@ -145,6 +162,8 @@ def similar(
       vibes similar docs -c 'backups' --hybrid --fusion rrf
       vibes similar docs -c 'backup NEAR/5 sqlite' --mode text --fts-syntax
       vibes similar docs -c 'backups' --hybrid --rerank my-cross-encoder
+      vibes similar words --expr 'germany + paris - france' -n 5
+      vibes similar docs --expr 'id:intro.md - "for beginners" + advanced' --documents
     """
     if number < 1:
         raise click.BadParameter("must be at least 1", param_hint="'-n' / '--number'")
@@ -153,6 +172,13 @@ def similar(
     if plain and table:
         raise click.UsageError("Give --plain or --table, not both")
     mode = search_mode(mode, hybrid, "vector")
+    if expr is not None:
+        if id or content is not None or input_path:
+            raise click.UsageError("Give --expr or an ID or -c/-i content, not both")
+        if mode != "vector":
+            raise click.UsageError("--expr searches by vector: it takes no --mode text or hybrid")
+    elif keep_terms:
+        raise click.UsageError("--keep-terms applies with --expr")
     if fts_syntax and mode == "vector":
         raise click.UsageError("--fts-syntax applies with --mode text or --hybrid")
     from ..items import Query
@@ -162,8 +188,17 @@ def similar(
     target = db.collection(collection, requested_model(db, collection, model), create=False)
     if key is not None:
         apply_key(target.model(), key)
-    query = Query(id=id) if id else Query(text=read_content(content, input_path, binary))
-    found = target.search(
+    search: Any = target.search
+    if expr is not None:
+        from functools import partial
+
+        from ..analysis.arithmetic import expression_search
+
+        query: Any = expr
+        search = partial(expression_search, target, keep_terms=keep_terms)
+    else:
+        query = Query(id=id) if id else Query(text=read_content(content, input_path, binary))
+    found = search(
         query,
         number,
         filters=filters,
