@@ -133,3 +133,32 @@ def fake_openai(test_plugin):
     server = FakeOpenAI()
     yield server
     server.close()
+
+
+@pytest.fixture
+def chat():
+    """A fake OpenAI-compatible chat server (tests/fake_chat.py), streaming included."""
+    from fake_chat import FakeChat
+
+    server = FakeChat()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def fake_llm(chat, monkeypatch):
+    """The fake chat server registered as the LLM "fake" (and made the default)."""
+    from fake_chat import KEY
+
+    from vibes.llms import register_llm, set_default_llm
+
+    monkeypatch.setenv("FAKE_CHAT_KEY", KEY)
+    register_llm(
+        "fake",
+        api_url=chat.url,
+        api_model="fake-chat",
+        api_key_env="FAKE_CHAT_KEY",
+        context_length=8000,
+    )
+    set_default_llm("fake")
+    return "fake"

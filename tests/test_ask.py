@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from checks import one_line_error
-from fake_chat import KEY, NO_ANSWER, FakeChat, parse_prompt
+from fake_chat import KEY, NO_ANSWER, parse_prompt
 
 import vibes
 from vibes.ask import AskWarning, history
@@ -46,30 +46,6 @@ def docs(db_path, test_plugin):
     collection.embed_multi([("guide.md", GUIDE)], chunk="lines", store=True)
     collection.embed_multi(FAQ, store=True)
     return collection
-
-
-@pytest.fixture
-def chat():
-    server = FakeChat()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def fake_llm(chat, monkeypatch):
-    """The fake chat server registered as the LLM "fake" (and made the default)."""
-    from vibes.llms import register_llm, set_default_llm
-
-    monkeypatch.setenv("FAKE_CHAT_KEY", KEY)
-    register_llm(
-        "fake",
-        api_url=chat.url,
-        api_model="fake-chat",
-        api_key_env="FAKE_CHAT_KEY",
-        context_length=8000,
-    )
-    set_default_llm("fake")
-    return "fake"
 
 
 def sent_prompt(chat, index=-1):

@@ -42,13 +42,6 @@ PIECES = ["Answ", "er f", "rom ", "[1][", "3]."]
 
 
 @pytest.fixture
-def chat():
-    server = FakeChat()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def model(chat, monkeypatch) -> OpenAIChatModel:
     monkeypatch.setenv("FAKE_CHAT_KEY", KEY)
     return connect(chat)

@@ -33,7 +33,8 @@ def unit_rows(matrix: np.ndarray, *, in_place: bool = False) -> np.ndarray:
     import numpy as np
 
     matrix = np.asarray(matrix, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    # einsum: no temporary the size of the matrix, as np.linalg.norm makes.
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))[:, None]
     norms[norms == 0] = 1.0
     if in_place and matrix.flags.writeable:
         matrix /= norms
