@@ -4,7 +4,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench clean
+.PHONY: install system test lint demo bench clean
+
+# Debian packages the tests use: Chromium, for the map page's browser test. Installed with
+# apt-get when missing (as root, else through sudo).
+system:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # torch is installed first, pinned by constraints.txt to the CPU wheel: an unpinned torch
 # would pull several GB of CUDA packages.
@@ -15,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: system $(STAMP)
 
 lint: install
 	$(BIN)/ruff check src tests bench examples

@@ -47,15 +47,22 @@ def vectors(pairs: list[tuple[str, str]]) -> np.ndarray:
     return matrix
 
 
-def database(directory: Path, pairs: list[tuple[str, str]], name: str = "debian") -> Path:
+def database(
+    directory: Path,
+    pairs: list[tuple[str, str]],
+    name: str = "debian",
+    matrix: np.ndarray | None = None,
+) -> Path:
     """A vibes database at ``directory/debian.db`` with collection ``name`` holding every
-    description (text stored) with its cached vector; built once per directory."""
+    description (text stored) with its vector (``matrix``'s rows, else the cached ones);
+    built once per directory."""
     import vibes
 
     path = directory / "debian.db"
     if path.exists():
         return path
-    matrix = vectors(pairs)
+    if matrix is None:
+        matrix = vectors(pairs)
     collection = vibes.Database(path).collection(name, model="minilm")
     collection.embed_multi(
         (
