@@ -25,8 +25,16 @@ from .store.base import CollectionRecord, IndexState, Store
 from .writing import NOT_CREATED, Writer, check_same_collection
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
 
+    from .analysis.classify import Classification, Evaluation
+    from .analysis.cluster import ClusterResult
+    from .analysis.duplicates import Pair
+    from .analysis.plot import PlotResult
+    from .analysis.related import RelatedStatus
+    from .analysis.score import AxisScore
     from .search.rerank import Reranker
 
 __all__ = ["Collection", "DuplicateWarning"]
@@ -520,3 +528,73 @@ class Collection:
         from .ask import ask
 
         return ask(self, question, **options)
+
+    # -- analysis (vibes.analysis; numpy and scikit-learn are imported when called) ----------
+
+    def cluster(self, n: int | None = None, **options: Any) -> ClusterResult:
+        """Group the items in ``n`` clusters (k-means; ``algorithm="hdbscan"`` finds how
+        many), each named by its distinctive words (``summary=True``: and by an LLM);
+        ``store=True`` saves them. See :func:`vibes.analysis.cluster.cluster_collection`."""
+        from .analysis.cluster import cluster_collection
+
+        return cluster_collection(self, n, **options)
+
+    def plot(self, output: str | Path, **options: Any) -> PlotResult:
+        """Draw the items on a 2D map (``.html`` or ``.png``; ``method``, ``color``...).
+        See :func:`vibes.analysis.plot.plot_collection`."""
+        from .analysis.plot import plot_collection
+
+        return plot_collection(self, output, **options)
+
+    def score_axis(
+        self, low: Sequence[str], high: Sequence[str], **options: Any
+    ) -> list[AxisScore]:
+        """Each item's position between two meanings (0 at ``low``, 1 at ``high``; each a
+        list of texts, ``id:ITEM`` or ``file:PATH`` terms, averaged). See
+        :func:`vibes.analysis.score.score_axis`."""
+        from .analysis.score import score_axis
+
+        return score_axis(self, low, high, **options)
+
+    def classify(self, labels: dict[str, str], **options: Any) -> Classification:
+        """Give every unlabelled item the label of the nearest label centroid, with a
+        confidence. See :func:`vibes.analysis.classify.classify`."""
+        from .analysis.classify import classify
+
+        return classify(self, labels, **options)
+
+    def evaluate_classifier(self, labels: dict[str, str], **options: Any) -> Evaluation:
+        """Held-out accuracy of :meth:`classify` on ``labels`` (``test_size``, ``seed``)."""
+        from .analysis.classify import evaluate_classifier
+
+        return evaluate_classifier(self, labels, **options)
+
+    def duplicates(self, threshold: float = 0.95, **options: Any) -> list[Pair]:
+        """Pairs of items scoring at least ``threshold``, best first, found without an
+        n × n matrix. See :func:`vibes.analysis.duplicates.find_duplicates`."""
+        from .analysis.duplicates import find_duplicates
+
+        return find_duplicates(self, threshold, **options)
+
+    def similar_expression(self, expression: str, n: int = 10, **options: Any) -> list[Match]:
+        """The items nearest ``'germany + paris - france'``: the signed sum of its terms'
+        vectors (texts, ``id:ITEM``, ``file:PATH``); options as for :meth:`search`."""
+        from .analysis.arithmetic import expression_search
+
+        return expression_search(self, expression, n, **options)
+
+    def build_related(self, n: int = 10, *, documents: bool = False) -> RelatedStatus:
+        """Precompute every item's ``n`` nearest neighbours into the database; later
+        changes are applied as they come. See :mod:`vibes.analysis.related`."""
+        from .analysis.related import build_related
+
+        return build_related(self, n, documents=documents)
+
+    def related(self, id: str, n: int | None = None) -> list[tuple[str, float]]:
+        """The precomputed related items of ``id``: (other id, score), best first."""
+        from .analysis.related import read_related
+
+        found, notes = read_related(self, id, n)
+        for message in notes:
+            warnings.warn(message, IndexWarning, stacklevel=2)
+        return found
