@@ -46,6 +46,10 @@ bench: install
 	$(BIN)/python bench/bench_index.py --sizes 100000,1000000
 	$(BIN)/python bench/bench_memory.py
 	$(BIN)/python bench/hybrid_study.py
+	$(BIN)/python bench/bench_cluster.py
+	$(BIN)/python bench/bench_related.py
+	$(BIN)/python bench/bench_plot.py
+	$(BIN)/python bench/bench_classify.py
 	$(BIN)/python bench/bench_hybrid.py
 	$(BIN)/python bench/bench_ask.py
 
