@@ -31,7 +31,6 @@ from .neighbours import all_nearest, block_rows, nearest, scores
 from .points import Points, document_of, load_points
 
 if TYPE_CHECKING:
-
     from ..collection import Collection
 
 __all__ = [
