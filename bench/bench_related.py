@@ -125,7 +125,9 @@ def main() -> None:
         agree = 0
         for item_id in sample:
             fresh = collection.similar_by_id(item_id, 10, exact=True)
-            agree += [round(s, 5) for _, s in stored[item_id]] == [round(m.score, 5) for m in fresh]
+            agree += bool(
+                np.allclose([s for _, s in stored[item_id]], [m.score for m in fresh], atol=2e-5)
+            )
         print(f"  lists equal to exact search     {agree}/{len(sample)}")
 
         seconds_read, _, _ = command("related", "debian", ids[0], "-d", str(path))

@@ -1128,7 +1128,8 @@ def test_related_items_are_written_read_and_replaced(store, cid):
         "a": [("b", 0.9), ("c", 0.5)],
         "b": [("a", 0.9), ("c", 0.7)],
     }
-    assert store.related_floors(cid) == {"a": (0.5, 2), "b": (0.7, 2)}
+    assert store.related_at(cid, 1) == {"a": 0.5, "b": 0.7}
+    assert store.related_at(cid, 0) == {"a": 0.9, "b": 0.9} and store.related_at(cid, 2) == {}
     assert store.related_pointing_to(cid, ["c"]) == {"a", "b"}
     assert store.related_pointing_to(cid, ["a", "nobody"]) == {"b"}
     with store.transaction() as tx:

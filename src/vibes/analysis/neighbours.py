@@ -68,7 +68,7 @@ def nearest(
         found = scores(matrix[numbers], matrix, distance)
         found[np.arange(len(numbers)), numbers] = -np.inf  # not its own neighbour
         if k < total - 1:
-            best = np.argpartition(found, total - k, axis=1)[:, total - k :]
+            best = _top(found, k)
         else:
             best = np.broadcast_to(np.arange(total), found.shape).copy()
         best_scores = np.take_along_axis(found, best, axis=1)

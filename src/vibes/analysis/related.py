@@ -90,7 +90,7 @@ def related_status(collection: Collection) -> RelatedStatus:
         "ready",
         state.n,
         state.documents,
-        len(store.related_floors(collection.id)),
+        len(store.related_at(collection.id, 0)),
         len(pending),
         state.built,
     )
@@ -175,7 +175,7 @@ def update_related(
         return None
     seq, changed = store.changes_since(collection.id, position)
     if not changed:
-        return related_status(collection)
+        return RelatedStatus("ready", state.n, state.documents, pending=0, built=state.built)
     if limit is not None and len(changed) > limit:
         return None
     points = load_points(collection, documents=state.documents)
@@ -306,13 +306,15 @@ def _merged(
     if not moved:
         return {}
     store = collection.database.store
+    # A full list's weakest score (its n-th); a list shorter than n (a collection of n
+    # points or fewer) takes any moved point.
     floor = np.full(len(points), -np.inf, dtype=np.float64)
     full = np.zeros(len(points), dtype=bool)
-    for point_id, (low, count) in store.related_floors(collection.id).items():
+    for point_id, low in store.related_at(collection.id, n - 1).items():
         row = row_of.get(point_id)
         if row is not None:
             floor[row] = low
-            full[row] = count >= n
+            full[row] = True
     moved_rows = np.asarray([row_of[p] for p in moved], dtype=np.int64)
     moved_matrix = points.vectors[moved_rows]
     gains: dict[str, list[tuple[str, float]]] = {}

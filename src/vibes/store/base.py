@@ -566,7 +566,7 @@ class Store(ABC):
         self, tx: Transaction, collection_id: int, neighbours: dict[str, list[tuple[str, float]]]
     ) -> None:
         """Replace the related items of each id in ``neighbours`` with its (other id,
-        score) pairs (an empty list: none)."""
+        score) pairs, best first (an empty list: none); each pair's rank is its place."""
 
     @abstractmethod
     def delete_related(self, tx: Transaction, collection_id: int, ids: Sequence[str]) -> None:
@@ -581,8 +581,9 @@ class Store(ABC):
         """The stored related items of each of ``ids`` that has some, best first."""
 
     @abstractmethod
-    def related_floors(self, collection_id: int) -> dict[str, tuple[float, int]]:
-        """For every id with related items: the lowest score among them, and how many."""
+    def related_at(self, collection_id: int, rank: int) -> dict[str, float]:
+        """For every id with more than ``rank`` related items, the score of the one at
+        ``rank`` (0: the best). With rank n - 1, each full list's weakest score."""
 
     @abstractmethod
     def related_pointing_to(self, collection_id: int, ids: Sequence[str]) -> set[str]:

@@ -342,10 +342,13 @@ CREATE TABLE "vibes_similarities" (
    "id" TEXT NOT NULL,
    "other_id" TEXT NOT NULL,
    "score" REAL NOT NULL,
+   "rank" INTEGER NOT NULL,
    PRIMARY KEY ("collection_id", "id", "other_id")
 )""",
             'CREATE INDEX "vibes_similarities_by_other" '
             'ON "vibes_similarities" ("collection_id", "other_id")',
+            'CREATE INDEX "vibes_similarities_by_rank" '
+            'ON "vibes_similarities" ("collection_id", "rank")',
         ),
     ),
 )
@@ -1467,12 +1470,12 @@ class SQLiteStore(Store):
         conn = _conn(tx)
         self.delete_related(tx, collection_id, list(neighbours))
         conn.executemany(
-            "INSERT INTO vibes_similarities (collection_id, id, other_id, score) "
-            "VALUES (?, ?, ?, ?)",
+            "INSERT INTO vibes_similarities (collection_id, id, other_id, score, rank) "
+            "VALUES (?, ?, ?, ?, ?)",
             (
-                (collection_id, item_id, other_id, float(score))
+                (collection_id, item_id, other_id, float(score), rank)
                 for item_id, pairs in neighbours.items()
-                for other_id, score in pairs
+                for rank, (other_id, score) in enumerate(pairs)
             ),
         )
 
@@ -1494,7 +1497,7 @@ class SQLiteStore(Store):
         found: dict[str, list[tuple[str, float]]] = {}
         rows = self._select_in(
             "SELECT id, other_id, score FROM vibes_similarities "
-            "WHERE collection_id = ? AND id IN ({marks}) ORDER BY id, score DESC, other_id",
+            "WHERE collection_id = ? AND id IN ({marks}) ORDER BY id, rank",
             list(ids),
             collection_id,
         )
@@ -1502,13 +1505,12 @@ class SQLiteStore(Store):
             found.setdefault(item_id, []).append((other_id, float(score)))
         return found
 
-    def related_floors(self, collection_id: int) -> dict[str, tuple[float, int]]:
+    def related_at(self, collection_id: int, rank: int) -> dict[str, float]:
         rows = self.conn.execute(
-            "SELECT id, min(score), count(*) FROM vibes_similarities WHERE collection_id = ? "
-            "GROUP BY id",
-            (collection_id,),
+            "SELECT id, score FROM vibes_similarities WHERE collection_id = ? AND rank = ?",
+            (collection_id, rank),
         )
-        return {item_id: (float(low), int(count)) for item_id, low, count in rows}
+        return dict(rows)
 
     def related_pointing_to(self, collection_id: int, ids: Sequence[str]) -> set[str]:
         return {
