@@ -190,7 +190,7 @@ def test_many_changes_rebuild(collection):
     assert stored_lists(collection) == brute_force(collection, 3)
 
 
-def test_documents_relate_as_wholes(db_path, test_plugin):
+def test_documents_relate_as_wholes(db_path, test_plugin, invoke):
     target = vibes.Database(db_path).collection("docs", model="hash")
     topics = {
         "cats": "cats purr\ncats nap in the sun\nkittens chase string",
@@ -204,6 +204,9 @@ def test_documents_relate_as_wholes(db_path, test_plugin):
     found, _ = relations.read_related(target, "cats")
     assert [other for other, _ in found][0] == "kittens"
     assert relations.related_status(target).items == 4
+    # Printed with the document's text (its chunks', in order).
+    printed = json.loads(invoke(["related", "docs", "cats", "-n", "1", "-d", db_path]).output)
+    assert printed["id"] == "kittens" and printed["content"] == topics["kittens"]
     # A changed document is related again as a whole; a deleted one leaves every list.
     target.embed_multi([("rust", "cats purr and nap\nkittens chase string")], chunk="lines")
     assert relations.read_related(target, "rust")[0][0][0] in ("cats", "kittens")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import DatabaseOpenError, VibesError
 from ..store.base import RelatedState
 from .neighbours import all_nearest, block_rows, nearest, scores
-from .points import Points, document_of, load_points
+from .points import Points, document_of, load_points, load_texts
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -39,6 +39,7 @@ __all__ = [
     "RelatedStatus",
     "build_related",
     "drop_related",
+    "hydrate",
     "read_related",
     "related_status",
     "update_related",
@@ -245,6 +246,26 @@ def read_related(
             raise VibesError(f"No {kind} {item_id!r} in collection {collection.name!r}")
         found = []
     return (found if n is None else found[:n]), warnings
+
+
+def hydrate(collection: Collection, found: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    """Related items as ``vibes similar`` prints hits: id, score, content, metadata (a
+    related document's content is its chunks' text, its metadata the document's)."""
+    store = collection.database.store
+    ids = [other for other, _ in found]
+    stored = store.get_items(collection.id, ids)
+    documents = [item_id for item_id in ids if item_id not in stored]
+    texts = load_texts(collection, documents, documents=True) if documents else {}
+    rows = []
+    for other, score in found:
+        item = stored.get(other)
+        if item is not None:
+            content, metadata = item.content, item.metadata
+        else:
+            record = store.document(collection.id, other)
+            content, metadata = texts.get(other), record.metadata if record else None
+        rows.append({"id": other, "score": score, "content": content, "metadata": metadata})
+    return rows
 
 
 def _known_point(collection: Collection, item_id: str, documents: bool) -> bool:

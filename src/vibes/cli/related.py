@@ -61,16 +61,7 @@ def related(
         found, warnings = relations.read_related(target, id, number)
         for message in warnings:
             click.echo(f"Warning: {message}", err=True)
-        stored = target.database.store.get_items(target.id, [other for other, _ in found])
-        rows = [
-            {
-                "id": other,
-                "score": score,
-                "content": stored[other].content if other in stored else None,
-                "metadata": stored[other].metadata if other in stored else None,
-            }
-            for other, score in found
-        ]
+        rows = relations.hydrate(target, found)
         if table:
             emit_table(rows, ["id", "score", "content"])
         else:
