@@ -34,6 +34,8 @@ def main() -> None:
     bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory() as directory:
         db = str(Path(directory) / "empty.db")
+        # An empty database (reading commands never create one).
+        subprocess.run([sys.executable, "-c", f"import vibes; vibes.Database({db!r})"], check=True)
         vibes = [sys.executable, "-m", "vibes"]
         commands = [
             ("python -c pass (baseline)", [sys.executable, "-c", "pass"]),
