@@ -162,3 +162,23 @@ def fake_llm(chat, monkeypatch):
     )
     set_default_llm("fake")
     return "fake"
+
+
+@pytest.fixture
+def writes_refused(monkeypatch):
+    """From now on the database refuses every write transaction, as a read-only file does
+    (tests run as root, whom file permissions do not stop, so writes are refused directly)."""
+    from contextlib import contextmanager
+
+    from vibes.errors import DatabaseOpenError
+    from vibes.store.sqlite import SQLiteStore
+
+    @contextmanager
+    def refused(self):
+        raise DatabaseOpenError("Cannot write to database: attempt to write a readonly database")
+        yield
+
+    def refuse() -> None:
+        monkeypatch.setattr(SQLiteStore, "transaction", refused)
+
+    return refuse

@@ -215,23 +215,12 @@ def test_without_fts5_everything_but_text_search_works(db_path, test_plugin, mon
         collection.build_fulltext()
 
 
-def test_a_read_only_database_leaves_unapplied_changes_out(docs, db_path, monkeypatch):
+def test_a_read_only_database_leaves_unapplied_changes_out(docs, db_path, writes_refused):
     conn = sqlite3.connect(db_path, isolation_level=None)
     conn.execute("DELETE FROM embeddings WHERE id = 'rust'")
     conn.execute("UPDATE embeddings SET content = 'E0425 again' WHERE id = 'garden'")
     conn.close()
-    from contextlib import contextmanager
-
-    from vibes.errors import DatabaseOpenError
-    from vibes.store.sqlite import SQLiteStore
-
-    @contextmanager
-    def refused(self):
-        raise DatabaseOpenError("Cannot write to database: attempt to write a readonly database")
-        yield
-
-    # (Tests run as root, whom file permissions do not stop: refuse writes directly.)
-    monkeypatch.setattr(SQLiteStore, "transaction", refused)
+    writes_refused()
     with pytest.warns(SearchWarning, match="behind by 2 changed items .* left out"):
         found = docs.search("E0425 cats", mode="text")
     assert ids(found) == ["cats"]  # neither the deleted item nor the stale text

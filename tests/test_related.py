@@ -254,31 +254,20 @@ def test_command_line_errors(collection, db_path, invoke, args, message):
     assert message in result.output and "Traceback" not in result.output
 
 
-def test_unknown_item_and_read_only_database(collection, db_path, run, monkeypatch):
+def test_unknown_item_and_read_only_database(collection, db_path, run, writes_refused):
     relations.build_related(collection, 3)
     result = run(["related", "c", "missing", "-d", db_path])
     assert result.returncode == 1
     assert result.stderr.strip() == "Error: No item 'missing' in collection 'c'"
     # A change from another program, on a database that cannot be written: the stored
-    # lists are read as they are, with a warning. (Tests run as root, whom file
-    # permissions do not stop: writes are refused directly.)
+    # lists are read as they are, with a warning.
     conn = sqlite3.connect(db_path)
     with conn:
         conn.execute(
             "DELETE FROM embeddings WHERE collection_id = ? AND id = 'i0005'", (collection.id,)
         )
     conn.close()
-    from contextlib import contextmanager
-
-    from vibes.errors import DatabaseOpenError
-    from vibes.store.sqlite import SQLiteStore
-
-    @contextmanager
-    def refused(self):
-        raise DatabaseOpenError("Cannot write to database: attempt to write a readonly database")
-        yield
-
-    monkeypatch.setattr(SQLiteStore, "transaction", refused)
+    writes_refused()
     found, warnings = relations.read_related(collection, "i0001")
     assert len(found) == 3
     assert warnings == [

@@ -221,35 +221,36 @@ class Collection:
         return stats
 
     def _maintain_index(self, notes: list[str] | None = None) -> None:
-        """Bring the index up to date after a write. Its failure (a full disk, say) loses
-        nothing: the rows are committed, and searches stay correct through the change log."""
-        try:
-            self.database.indexes.maintain(self.record)
-        except (OSError, RuntimeError, ValueError) as error:
-            message = (
-                f"The index of collection {self.name!r} was not updated ({error}); "
-                "searches stay correct and the next write retries"
-            )
-            if notes is not None:
-                notes.append(message)
-            warnings.warn(message, IndexWarning, stacklevel=3)
-        self._maintain_related(notes)
-
-    def _maintain_related(self, notes: list[str] | None = None) -> None:
-        """Bring precomputed related items up to date after a write, when few items
-        changed; a large write leaves them to the next read or ``vibes related``."""
+        """Bring what is derived from the vectors up to date after a write: the index,
+        and precomputed related items when few items changed (a large write leaves them to
+        the next read or ``vibes related``). A failure (a full disk, say) loses nothing:
+        the rows are committed, and the change log lets the next attempt catch up."""
         from .analysis.related import INLINE_CHANGES, update_related
 
         try:
+            self.database.indexes.maintain(self.record)
+        except (OSError, RuntimeError, ValueError) as error:
+            self._not_updated(
+                notes,
+                f"The index of collection {self.name!r} was not updated ({error}); "
+                "searches stay correct and the next write retries",
+            )
+        try:
             update_related(self, limit=INLINE_CHANGES)
         except VibesError as error:
-            message = (
+            self._not_updated(
+                notes,
                 f"The related items of collection {self.name!r} were not updated ({error}); "
-                "the next read applies the changes"
+                "the next read applies the changes",
             )
-            if notes is not None:
-                notes.append(message)
-            warnings.warn(message, IndexWarning, stacklevel=3)
+
+    @staticmethod
+    def _not_updated(notes: list[str] | None, message: str) -> None:
+        """Say that a write's upkeep failed: in the write's stats and as a warning."""
+        if notes is not None:
+            notes.append(message)
+        # (user's call -> embed_multi/delete_items/prune -> _maintain_index -> here)
+        warnings.warn(message, IndexWarning, stacklevel=4)
 
     def delete_items(self, ids: Sequence[str]) -> int:
         """Delete items by id, all or none: raises if any id is missing. The id of a chunked
