@@ -18,6 +18,16 @@ from vibes.cli import cli
 PLUGIN_SOURCE = Path(__file__).parent / "plugin_src" / "vibes_test_plugin.py"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_onnx_cache(tmp_path_factory):
+    """Models converted to ONNX once for the whole run, not once a test: each test has its
+    own user directory, where the conversions would otherwise go. CI may point
+    $VIBES_ONNX_CACHE at a directory of its own."""
+    if not os.environ.get("VIBES_ONNX_CACHE"):
+        os.environ["VIBES_ONNX_CACHE"] = str(tmp_path_factory.mktemp("onnx-cache"))
+    return Path(os.environ["VIBES_ONNX_CACHE"])
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
     """Each test gets its own user directory and no default database from the outside."""
@@ -27,6 +37,7 @@ def isolated_home(tmp_path, monkeypatch):
     for name in (
         "VIBES_DB",
         "VIBES_MODEL",
+        "VIBES_RUNTIME",
         "VIBES_TEST_DELAY",
         "VIBES_TEST_LOG",
         "LLM_EMBEDDINGS_DB",
@@ -124,6 +135,14 @@ def tiny_models(tmp_path_factory):
 
     directory = tmp_path_factory.mktemp("models")
     return {"st": make_sentence_transformer(directory), "clip": make_clip(directory)}
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(tmp_path_factory):
+    """A tiny random T5 encoder saved like gtr-t5: mean pooling, Dense, Normalize."""
+    from tiny_models import make_t5_sentence_transformer
+
+    return make_t5_sentence_transformer(tmp_path_factory.mktemp("t5"))
 
 
 @pytest.fixture

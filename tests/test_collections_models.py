@@ -103,14 +103,18 @@ def test_export_to_stdout_as_json_lines(invoke, two_collections):
 
 def test_models_list_default_and_aliases(invoke, test_plugin):
     rows = [json.loads(line) for line in invoke(["models"]).output.splitlines()]
-    by_id = {row["id"]: row for row in rows}
+    by_id: dict[str, dict] = {}
+    for row in rows:  # the first under an id (minilm-int8 shares minilm's)
+        by_id.setdefault(row["id"], row)
     assert by_id[vibes.models.DEFAULT_MODEL_ID] == {
         "id": vibes.models.DEFAULT_MODEL_ID,
         "kind": "embedding",
         "dimensions": 384,
         "aliases": ["minilm", "all-MiniLM-L6-v2"],
+        "runtime": "onnxruntime",
         "default": True,
     }
+    assert by_id["hash-test"]["runtime"] is None
     assert by_id["hash-test"]["aliases"] == ["hash"]
     assert invoke(["models", "default"]).output.strip() == vibes.models.DEFAULT_MODEL_ID
     assert invoke(["models", "default", "hash"]).exit_code == 0
@@ -274,7 +278,9 @@ def test_embed_models_lists_like_llm(invoke, test_plugin):
     # llm's own lines, as llm prints them, and vibes' models after them, each id once.
     assert "OpenAIEmbeddingModel: text-embedding-3-small (aliases: 3-small)" in lines
     assert "HashModel: hash-test (aliases: hash)" in lines
-    minilm = "sentence-transformers/all-MiniLM-L6-v2 (aliases: minilm, all-MiniLM-L6-v2)"
+    minilm = (
+        "sentence-transformers/all-MiniLM-L6-v2 (aliases: minilm, all-MiniLM-L6-v2, minilm-int8)"
+    )
     assert f"SentenceTransformerModel: {minilm}" in lines
     ids = [line.split(": ", 1)[1].split(" (aliases")[0] for line in lines]
     assert len(ids) == len(set(ids))

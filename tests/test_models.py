@@ -75,14 +75,6 @@ def test_normalize_option(invoke, tiny_models):
     assert abs(np.linalg.norm(unit) - 1) < 1e-5 and abs(np.linalg.norm(raw) - 1) > 1e-3
 
 
-@pytest.fixture(scope="session")
-def tiny_t5(tmp_path_factory):
-    """A tiny random T5 encoder saved like gtr-t5: mean pooling, Dense, Normalize."""
-    from tiny_models import make_t5_sentence_transformer
-
-    return make_t5_sentence_transformer(tmp_path_factory.mktemp("t5"))
-
-
 def cosine(a, b) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))

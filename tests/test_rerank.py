@@ -125,6 +125,7 @@ def test_register_a_cross_encoder_and_use_it_by_alias(invoke, run, cross_encoder
         "kind": "cross-encoder",
         "dimensions": None,
         "aliases": ["rr"],
+        "runtime": "torch",
         "default": False,
     }
     assert rows["hash-test"]["kind"] == "embedding"

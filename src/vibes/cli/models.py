@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..models.registrations import KINDS
+from ..models.registrations import KINDS, QUANTIZATIONS, RUNTIME_CHOICES
 from . import cli
 from .options import DefaultGroup, default_database, emit_json_lines, emit_models, table_option
 
@@ -26,8 +26,10 @@ def models() -> None:
 @models.command(name="list")
 @table_option
 def models_list(table: bool) -> None:
-    """List the embedding models, with their dimensions and aliases, then the registered
-    re-rankers. "kind" is "embedding", or a re-ranker's kind ("cross-encoder", "rerank").
+    """List the embedding models, with their dimensions, aliases and what runs them, then
+    the registered re-rankers. "kind" is "embedding", or a re-ranker's kind
+    ("cross-encoder", "rerank"). "runtime" is "onnxruntime" (the fast path, converted on
+    first use), "onnxruntime int8", "torch", "api" or "llm".
 
     \b
     Examples:
@@ -38,20 +40,20 @@ def models_list(table: bool) -> None:
     from ..models import default_model_id, get_model, registered_models
     from ..models.registrations import reranker_registrations
 
-    default = default_model_id()
     try:
-        # The default may be saved as an alias (settings from before model ids): mark the
-        # model it names.
-        default = get_model(default).model_id
+        # The default may be saved as an alias (settings from before model ids, or a
+        # variant sharing a model's id, minilm-int8): mark the model object it names.
+        default: EmbeddingModel | None = get_model(default_model_id())
     except UnknownModelError:
-        pass
+        default = None
     rows: list[dict[str, Any]] = [
         {
             "id": entry.model.model_id,
             "kind": "embedding",
             "dimensions": known_dimensions(entry.model),
             "aliases": list(entry.aliases),
-            "default": entry.model.model_id == default,
+            "runtime": entry.model.runtime,
+            "default": entry.model is default,
         }
         for entry in registered_models()
     ]
@@ -61,11 +63,12 @@ def models_list(table: bool) -> None:
             "kind": entry["kind"],
             "dimensions": None,
             "aliases": [] if entry["alias"] == entry["model_id"] else [entry["alias"]],
+            "runtime": "torch" if entry["kind"] == "cross-encoder" else "api",
             "default": False,
         }
         for entry in reranker_registrations()
     ]
-    emit_models(rows, ["id", "kind", "dimensions", "aliases", "default"], table)
+    emit_models(rows, ["id", "kind", "dimensions", "aliases", "runtime", "default"], table)
 
 
 @models.command(name="register")
@@ -89,6 +92,18 @@ def models_list(table: bool) -> None:
 )
 @click.option("--max-length", type=click.IntRange(min=1), help="Tokens of a text the model reads")
 @click.option(
+    "--runtime",
+    type=click.Choice(RUNTIME_CHOICES),
+    help="What runs a sentence-transformers model: auto (default: ONNX Runtime when it can, "
+    "else PyTorch), onnx or torch",
+)
+@click.option(
+    "--quantize",
+    type=click.Choice(QUANTIZATIONS),
+    help="Run a sentence-transformers model quantised on ONNX Runtime (converted and "
+    "checked now: vectors within cosine 0.99 of the exact ones)",
+)
+@click.option(
     "--api", "api_url", help="Base URL of an OpenAI-compatible (or /v1/rerank) API: http://host/v1"
 )
 @click.option("--api-model", help="The model name the API knows (default: the alias)")
@@ -104,6 +119,8 @@ def models_register(
     document_prefix: str,
     normalize: bool | None,
     max_length: int | None,
+    runtime: str | None,
+    quantize: str | None,
     api_url: str | None,
     api_model: str | None,
     api_key_name: str | None,
@@ -122,6 +139,7 @@ def models_register(
       vibes models register ~/models/e5-large-v2 --alias e5 \\
           --query-prefix 'query: ' --document-prefix 'passage: '
       vibes models register ~/models/clip-vit-b-32 --alias clip
+      vibes models register ~/models/bge-small-en-v1.5 --alias bge-fast --quantize int8
       vibes models register --api http://localhost:11434/v1 --api-model nomic-embed-text \\
           --alias nomic
       vibes models register --api https://api.example.com/v1 --api-model embed-v3 \\
@@ -149,6 +167,8 @@ def models_register(
         document_prefix=document_prefix,
         normalize=normalize,
         max_length=max_length,
+        runtime=runtime,
+        quantize=quantize,
     )
     click.echo(json.dumps(entry))
 
@@ -379,15 +399,18 @@ def embed_models_list(queries: tuple[str, ...]) -> None:
 
     lines = list(_llm_model_lines())
     listed = {model_id for model_id, _, _ in lines}
-    lines += [
-        (
-            entry.model.model_id,
-            f"{type(entry.model).__name__}: {entry.model.model_id}",
-            entry.aliases,
+    ours: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+    for entry in registered_models():
+        model_id = entry.model.model_id
+        if model_id in listed:
+            continue
+        # One line an id, as llm lists them: a variant sharing an id (minilm-int8) adds
+        # its aliases to the model's line.
+        _, name, aliases = ours.get(
+            model_id, (model_id, f"{type(entry.model).__name__}: {model_id}", ())
         )
-        for entry in registered_models()
-        if entry.model.model_id not in listed
-    ]
+        ours[model_id] = (model_id, name, (*aliases, *entry.aliases))
+    lines += ours.values()
     for _, name, aliases in lines:
         if all(_matches(query, name, aliases) for query in queries):
             click.echo(name + (f" (aliases: {', '.join(aliases)})" if aliases else ""))

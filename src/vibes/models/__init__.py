@@ -125,7 +125,10 @@ def set_default_model(name: str | None) -> str:
         settings.pop("default_model", None)
         model_id = DEFAULT_MODEL_ID
     else:
-        model_id = get_model(name).model_id
-        settings["default_model"] = model_id
+        model = get_model(name)
+        model_id = model.model_id
+        # A variant that shares another model's id (minilm-int8) is saved by the name
+        # given: its id would name the other model.
+        settings["default_model"] = model_id if get_model(model_id) is model else name
     save_settings(settings)
     return model_id

@@ -26,6 +26,12 @@ class EmbeddingModel:
     #: The most items one :meth:`embed_batch` call should get; None for no preference.
     batch_size: int | None = None
 
+    @property
+    def runtime(self) -> str | None:
+        """What runs the model, as ``vibes models`` shows it ("onnxruntime", "torch",
+        "api"...); None when the model does not say."""
+        return None
+
     def embed_batch(self, items: Sequence[str | bytes]) -> Iterable[Vector]:
         """Embed documents to be stored: one vector per item, in order."""
         raise NotImplementedError

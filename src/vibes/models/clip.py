@@ -36,6 +36,10 @@ class CLIPModel(EmbeddingModel):
     supports_binary = True
     batch_size = 64
 
+    @property
+    def runtime(self) -> str:
+        return "torch"
+
     def __init__(self, model_id: str, path: str | Path, *, dimensions: int | None = None) -> None:
         self.model_id = model_id
         self.path = Path(path)

@@ -20,6 +20,10 @@ class LLMEmbeddingModel(EmbeddingModel):
     resolve again on another machine.
     """
 
+    @property
+    def runtime(self) -> str:
+        return "llm"
+
     #: A key given for this run (``--key``), handed to llm ahead of its own keys. Only
     #: models that take a key have the attribute, so ``--key`` is refused for the others.
     key_override: str | None

@@ -29,6 +29,10 @@ OPENAI_MODELS = (
 class OpenAICompatibleModel(EmbeddingModel):
     """A model served over an OpenAI-compatible embeddings API."""
 
+    @property
+    def runtime(self) -> str:
+        return "api"
+
     def __init__(
         self,
         model_id: str,

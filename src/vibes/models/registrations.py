@@ -35,6 +35,10 @@ EMBEDDING_KINDS = ("sentence-transformers", "clip", "api")
 #: The kinds of re-rankers: a local cross-encoder directory, or a ``/v1/rerank`` server.
 RERANKER_KINDS = ("cross-encoder", "rerank")
 KINDS = EMBEDDING_KINDS + RERANKER_KINDS
+#: What ``--quantize`` takes: the variants of a sentence-transformers model's conversion.
+QUANTIZATIONS = ("int8",)
+#: What ``--runtime`` takes (see :mod:`vibes.models.onnx`).
+RUNTIME_CHOICES = ("auto", "onnx", "torch")
 #: The kinds served over HTTP, registered with ``--api URL``.
 API_KINDS = ("api", "rerank")
 #: The only keys a re-ranker's registration may hold, by kind.
@@ -113,6 +117,14 @@ def _problem(entry: dict[str, Any]) -> str | None:
     normalize = entry.get("normalize")
     if normalize is not None and not isinstance(normalize, bool):
         return f'has "normalize" {json_type(normalize)}; it must be true or false'
+    for key, choices in (("runtime", RUNTIME_CHOICES), ("quantize", QUANTIZATIONS)):
+        value = entry.get(key)
+        if value is not None and value not in choices:
+            return f'has "{key}" {value!r}; it must be one of {", ".join(choices)}'
+        if value is not None and kind != "sentence-transformers":
+            return f'has "{key}", which only a sentence-transformers model takes'
+    if entry.get("quantize") and entry.get("runtime") == "torch":
+        return 'has "quantize" with "runtime" "torch": quantised models run on ONNX Runtime'
     return None
 
 
@@ -322,6 +334,8 @@ def register(
     document_prefix: str = "",
     normalize: bool | None = None,
     max_length: int | None = None,
+    runtime: str | None = None,
+    quantize: str | None = None,
 ) -> dict[str, Any]:
     """Save a registration (replacing one with the same alias) and return it as saved.
 
@@ -332,7 +346,9 @@ def register(
     :data:`KINDS`; by default it is read from the directory's files (or is ``api`` with
     ``api_url``). ``model_id`` is what collections record (default: the Hugging Face
     name, the API's model name, or one derived from the directory's files); it and the
-    alias may not be another model's.
+    alias may not be another model's. ``runtime`` (``auto``, ``onnx``, ``torch``) and
+    ``quantize`` (``int8``) choose how a sentence-transformers model runs; a quantised one
+    is converted and checked before it is saved.
     """
     alias = (alias or "").strip()
     if not alias:
@@ -403,6 +419,15 @@ def register(
                 model_id, source = path_or_name, "the Hugging Face name"
     entry["model_id"] = model_id
     _refuse_shadowing(alias, model_id, source)
+    if runtime is not None or quantize is not None:
+        if entry["kind"] != "sentence-transformers":
+            raise VibesError(
+                "--runtime and --quantize apply to sentence-transformers models, "
+                f"not --kind {entry['kind']}"
+            )
+        if quantize and runtime == "torch":
+            raise VibesError("--quantize runs the model on ONNX Runtime: not with --runtime torch")
+        entry.update(runtime=runtime, quantize=quantize)
     if entry["kind"] in RERANKER_KINDS:
         entry.update(max_length=max_length)
     else:
@@ -413,8 +438,27 @@ def register(
             max_length=max_length,
         )
     saved = {k: v for k, v in entry.items() if v not in (None, "")}
+    if saved.get("quantize"):
+        _check_quantized(saved)
     _SAVED.save(saved)
     return saved
+
+
+def _check_quantized(entry: dict[str, Any]) -> None:
+    """Convert a model registered with ``--quantize`` now, so that a variant that cannot
+    keep its vectors close to the exact ones is refused here, not found out later."""
+    from . import onnx
+
+    model = _build(entry)
+    path = Path(entry["path"])
+    if not path.is_dir():
+        return  # a name in the Hugging Face cache: converted when first used
+    try:
+        onnx.load_encoder(model.model_id, path, entry["quantize"])
+    except onnx.ConversionUnavailable as error:
+        raise VibesError(
+            f"Cannot register {entry['alias']!r} with --quantize {entry['quantize']}: {error}"
+        ) from None
 
 
 def _check_kind(kind: str | None, api_url: str | None) -> None:
@@ -543,4 +587,6 @@ def _build(entry: dict[str, Any]) -> EmbeddingModel:
         document_prefix=entry.get("document_prefix", ""),
         normalize=entry.get("normalize"),
         max_length=entry.get("max_length"),
+        runtime=entry.get("runtime"),
+        quantize=entry.get("quantize"),
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -88,6 +90,38 @@ def _read_extent(
     return None
 
 
+class ModelRuntimeWarning(UserWarning):
+    """A model runs on another runtime or variant than it would have (the message says
+    why): PyTorch instead of ONNX Runtime, or fp32 instead of int8."""
+
+
+def _hub_snapshot(name: str) -> Path | None:
+    """The local directory of a model named as on the Hugging Face hub, from the local
+    cache only (nothing is downloaded); None when it is not there."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception:  # not cached, not a valid name, or no huggingface_hub: PyTorch decides
+        return None
+
+
+def _dimensions(model: Any) -> int:
+    """The vector length of a loaded model, on either runtime."""
+    known = getattr(model, "dimensions", None)
+    if isinstance(known, int):
+        return known
+    # sentence-transformers 5.x renamed the method; older releases only have the old name.
+    get_dimension = getattr(model, "get_embedding_dimension", None)
+    if get_dimension is None:
+        get_dimension = model.get_sentence_embedding_dimension
+    return int(get_dimension())
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, ModelRuntimeWarning, stacklevel=4)
+
+
 class SentenceTransformerModel(EmbeddingModel):
     """A sentence-transformers model loaded from a local directory, never from a hub.
 
@@ -109,6 +143,8 @@ class SentenceTransformerModel(EmbeddingModel):
         document_prefix: str = "",
         normalize: bool | None = None,
         max_length: int | None = None,
+        runtime: str | None = None,
+        quantize: str | None = None,
     ) -> None:
         self.model_id = model_id
         self.dimensions = dimensions
@@ -119,6 +155,14 @@ class SentenceTransformerModel(EmbeddingModel):
         #: True or False overrides whether vectors are scaled to unit length.
         self.normalize = normalize
         self.max_length = max_length
+        #: "auto" (ONNX Runtime when it can be used, else PyTorch), "onnx" or "torch".
+        self.requested_runtime = runtime or "auto"
+        #: "int8" for the quantised ONNX variant; None for the exact one.
+        self.quantize = quantize
+        #: What runs the model once loaded ("onnxruntime int8", say); None before.
+        self.runtime_used: str | None = None
+        #: Where it runs once loaded: "cpu", "cuda" or "mps".
+        self.device: str | None = None
         self._path = path
         self._encode_batch_size = encode_batch_size
         self._model: LazyLoaded[Any] = LazyLoaded(self._load)
@@ -132,13 +176,89 @@ class SentenceTransformerModel(EmbeddingModel):
         return Path(self._path() if callable(self._path) else self._path)
 
     def load(self) -> Any:
-        """Load the model (once) and return the ``SentenceTransformer`` object."""
+        """Load the model (once) and return what runs it: a ``SentenceTransformer`` on
+        PyTorch, or an :class:`~vibes.models.onnx.runtime.OnnxSentenceEncoder`, which
+        answers the same calls (``encode``, ``tokenizer``, ``max_seq_length``)."""
         return self._model.get()
+
+    @property
+    def runtime(self) -> str:
+        """What runs the model: what did, once loaded; else what will ("onnxruntime",
+        "onnxruntime int8" or "torch")."""
+        if self.runtime_used:
+            return self.runtime_used
+        from . import onnx
+
+        if onnx.choose(self.requested_runtime) == "torch":
+            return "torch"
+        path = self.path
+        # A failed conversion is remembered: say so without loading anything.
+        if path.is_dir() and onnx.known_failure(path, "fp32"):
+            return f"torch (no ONNX: {onnx.known_failure(path, 'fp32')})"
+        if self.quantize and not (path.is_dir() and onnx.known_failure(path, self.quantize)):
+            return f"onnxruntime {self.quantize}"
+        return "onnxruntime"
 
     def _load(self) -> Any:
         path = self.path
         if not path.is_dir() and (path.is_absolute() or str(path).startswith(".")):
             raise VibesError(f"Model {self.model_id}: directory not found: {path}")
+        from . import onnx
+
+        model = None
+        if onnx.choose(self.requested_runtime) == "onnx":
+            model = self._load_onnx(path)
+        if model is None:
+            model = self._load_torch(path)
+        dimensions = _dimensions(model)
+        if self.dimensions is not None and dimensions != self.dimensions:
+            raise VibesError(
+                f"Model {self.model_id} at {path} makes {dimensions}-dimensional vectors, "
+                f"expected {self.dimensions}"
+            )
+        self.dimensions = dimensions
+        if self.max_length:
+            model.max_seq_length = self.max_length
+        return model
+
+    def _explicitly_onnx(self) -> bool:
+        from . import onnx
+
+        return (os.environ.get(onnx.RUNTIME_ENVIRONMENT) or self.requested_runtime) == "onnx"
+
+    def _load_onnx(self, path: Path) -> Any:
+        """The model on ONNX Runtime; None (after a warning, the first time) when it cannot
+        be, for PyTorch to run it. Asked for explicitly, that is an error instead."""
+        from . import onnx
+
+        directory = path if path.is_dir() else _hub_snapshot(str(path))
+        if directory is None:
+            if self._explicitly_onnx():
+                raise VibesError(f"Model {self.model_id}: no local copy of {path} to convert")
+            return None
+        variants = [self.quantize, "fp32"] if self.quantize else ["fp32"]
+        for variant in variants:
+            try:
+                encoder = onnx.load_encoder(self.model_id, directory, variant)
+            except onnx.ConversionUnavailable as error:
+                if variant != "fp32":
+                    # Asked for by name: said on every run that it is not what runs.
+                    _warn(f"Model {self.model_id} runs unquantised: no {variant} variant ({error})")
+                    continue
+                if self._explicitly_onnx():
+                    raise VibesError(
+                        f"Model {self.model_id} cannot run on ONNX Runtime: {error}"
+                    ) from None
+                if error.fresh:  # said once; `vibes models` shows it after that
+                    _warn(f"Model {self.model_id} runs on PyTorch, not ONNX Runtime: {error}")
+                return None
+            variant_name = "" if encoder.variant == "fp32" else f" {encoder.variant}"
+            self.runtime_used = f"onnxruntime{variant_name}"
+            self.device = encoder.device
+            return encoder
+        return None
+
+    def _load_torch(self, path: Path) -> Any:
         offline_environment()
         from sentence_transformers import SentenceTransformer
 
@@ -149,19 +269,8 @@ class SentenceTransformerModel(EmbeddingModel):
             raise VibesError(
                 f"Model {self.model_id} could not be loaded from {path}: {first_line}"
             ) from None
-        # sentence-transformers 5.x renamed the method; older releases only have the old name.
-        get_dimension = getattr(model, "get_embedding_dimension", None)
-        if get_dimension is None:
-            get_dimension = model.get_sentence_embedding_dimension
-        dimensions = get_dimension()
-        if self.dimensions is not None and dimensions != self.dimensions:
-            raise VibesError(
-                f"Model {self.model_id} at {path} makes {dimensions}-dimensional vectors, "
-                f"expected {self.dimensions}"
-            )
-        self.dimensions = dimensions
-        if self.max_length:
-            model.max_seq_length = self.max_length
+        self.runtime_used = "torch"
+        self.device = model.device.type
         return model
 
     @property
