@@ -215,6 +215,18 @@ def test_models_list_says_what_runs_each_model(invoke, monkeypatch):
     assert "VIBES_RUNTIME='fast': the runtime must be one of auto, onnx, torch" in result.output
 
 
+def test_models_convert_prepares_the_default_model(invoke, minilm):
+    result = invoke(["models", "convert"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output)
+    assert row["id"] == vibes.models.DEFAULT_MODEL_ID and row["runtime"] == "onnxruntime"
+    assert (Path(row["directory"]) / "model.onnx").is_file()
+    refused = invoke(["models", "convert", "3-small"])
+    assert refused.exit_code == 1 and "3-small is not a sentence-transformers model" in (
+        refused.output
+    )
+
+
 def test_register_with_runtime_and_quantize(invoke, tiny_models, minilm):
     result = invoke(
         ["models", "register", tiny_models["st"], "--alias", "q", "--runtime", "torch",
@@ -283,3 +295,16 @@ def test_minilm_fast_paths_agree_on_a_real_corpus(minilm):
     overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, fast)])
     assert overlap >= 0.9
     assert int8.runtime_used == "onnxruntime int8"
+
+
+def test_a_cache_that_cannot_be_written_leaves_the_model_on_pytorch(
+    tiny_models, tmp_path, monkeypatch
+):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the cache directory would be")
+    monkeypatch.setenv(cache.CACHE_ENVIRONMENT, str(blocked / "onnx"))
+    model = SentenceTransformerModel("tiny", tiny_models["st"])
+    with pytest.warns(ModelRuntimeWarning, match="cannot write the conversion in"):
+        vectors = np.asarray(model.embed_batch(["the dog", "a cat"]))
+    assert vectors.shape == (2, 32) and model.runtime_used == "torch"
+    assert blocked.read_text().startswith("a file")

@@ -30,6 +30,19 @@ def user_dir() -> Path:
     return base / "vibes"
 
 
+def cache_dir() -> Path:
+    """The directory for files vibes can make again (converted models): the platform's
+    user cache directory, whatever ``$VIBES_HOME`` says, so every user directory on the
+    machine shares them."""
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    elif sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "vibes"
+
+
 def default_database_path() -> Path:
     """``$VIBES_DB`` if set, else ``embeddings.db`` in :func:`user_dir`."""
     explicit = os.environ.get("VIBES_DB")

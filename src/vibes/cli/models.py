@@ -173,6 +173,38 @@ def models_register(
     click.echo(json.dumps(entry))
 
 
+@models.command(name="convert")
+@click.argument("names", nargs=-1)
+def models_convert(names: tuple[str, ...]) -> None:
+    """Convert sentence-transformers models for ONNX Runtime now (default: the default
+    model), so that the first command that embeds does not wait for it. Prints each
+    model's id, what runs it, and where its conversion is kept.
+
+    
+    Examples:
+      vibes models convert
+      vibes models convert minilm minilm-int8
+    """
+    from ..errors import VibesError
+    from ..models import get_model
+    from ..models.sentence_transformers import SentenceTransformerModel
+
+    for name in names or (None,):
+        model = get_model(name)
+        if not isinstance(model, SentenceTransformerModel):
+            raise VibesError(f"{name or model.model_id} is not a sentence-transformers model")
+        directory = getattr(model.load(), "directory", None)  # None on PyTorch
+        click.echo(
+            json.dumps(
+                {
+                    "id": model.model_id,
+                    "runtime": model.runtime,
+                    "directory": str(directory) if directory else None,
+                }
+            )
+        )
+
+
 @models.command(name="unregister")
 @click.argument("alias")
 def models_unregister(alias: str) -> None:

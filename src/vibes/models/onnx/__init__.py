@@ -153,6 +153,12 @@ def _publish_checked(entry: Path, build: Callable[[Path], dict[str, Any]]) -> No
 
     try:
         publish(entry, build)
-    except ConversionError as error:
+    except ConversionError as error:  # the model's own: remembered
         record_failure(entry, str(error))
         raise ConversionUnavailable(str(error)) from None
+    except OSError as error:  # the cache cannot be written: tried again next time
+        raise ConversionUnavailable(
+            f"cannot write the conversion in {entry.parent} ({error.strerror or error})"
+        ) from None
+    except Exception as error:  # the exporters fail in many ways; PyTorch still runs it
+        raise ConversionUnavailable(f"{type(error).__name__}: {error}") from None

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ...config import user_dir
+from ...config import cache_dir
 
 #: Bump when the exported graph or the quantisation recipe changes: entries made by an
 #: older recipe are then simply not found again.
@@ -36,9 +36,11 @@ CACHE_ENVIRONMENT = "VIBES_ONNX_CACHE"
 
 
 def cache_root() -> Path:
-    """``$VIBES_ONNX_CACHE``, else ``onnx/`` in the user directory."""
+    """``$VIBES_ONNX_CACHE``, else ``vibes/onnx`` in the platform's cache directory
+    (``~/.cache`` on Linux). Conversions are derived files, keyed by the model's files,
+    so they are shared by every user directory (``$VIBES_HOME``) on the machine."""
     explicit = os.environ.get(CACHE_ENVIRONMENT)
-    return Path(explicit) if explicit else user_dir() / "onnx"
+    return Path(explicit) if explicit else cache_dir() / "onnx"
 
 
 def model_files(model_dir: Path) -> Iterator[Path]:
