@@ -27,7 +27,7 @@ from ...config import cache_dir
 
 #: Bump when the exported graph or the quantisation recipe changes: entries made by an
 #: older recipe are then simply not found again.
-FORMAT = "vibes-onnx-1"
+FORMAT = "vibes-onnx-2"
 #: The file every complete entry holds (the graph; its weights are beside it).
 GRAPH = "model.onnx"
 META = "meta.json"
