@@ -69,6 +69,40 @@ def make_sentence_transformer(directory: Path) -> Path:
     return target
 
 
+def make_roberta_sentence_transformer(directory: Path) -> Path:
+    """A 32-dimension RoBERTa with byte-level BPE (no merges: a token a byte), saved by
+    sentence-transformers: a tokenizer to which spaces at the ends matter, and a model
+    without token type ids."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    Transformer, Pooling, _, _ = _st_modules()
+    torch.manual_seed(0)
+    roberta = directory / "roberta"
+    roberta.mkdir(parents=True)
+    words = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", *_byte_level_alphabet()]
+    (roberta / "vocab.json").write_text(json.dumps({w: i for i, w in enumerate(words)}))
+    (roberta / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = RobertaTokenizerFast(str(roberta / "vocab.json"), str(roberta / "merges.txt"))
+    tokenizer.save_pretrained(roberta)
+    config = RobertaConfig(
+        vocab_size=len(words),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=80,
+        pad_token_id=1,
+        type_vocab_size=1,
+    )
+    RobertaModel(config).save_pretrained(roberta)
+    model = SentenceTransformer(modules=[Transformer(str(roberta), max_seq_length=64), Pooling(32)])
+    target = directory / "tiny-roberta"
+    model.save(str(target))
+    return target
+
+
 def make_cross_encoder(directory: Path) -> Path:
     """A BERT with a one-label classification head, as cross-encoders such as
     ms-marco-MiniLM-L6-v2 are published: a transformers directory that

@@ -224,7 +224,8 @@ class SentenceTransformerModel(EmbeddingModel):
     def _explicitly_onnx(self) -> bool:
         from . import onnx
 
-        return (os.environ.get(onnx.RUNTIME_ENVIRONMENT) or self.requested_runtime) == "onnx"
+        wanted = os.environ.get(onnx.RUNTIME_ENVIRONMENT) or self.requested_runtime
+        return wanted.strip().lower() == "onnx"
 
     def _load_onnx(self, path: Path) -> Any:
         """The model on ONNX Runtime; None (after a warning, the first time) when it cannot
@@ -243,7 +244,7 @@ class SentenceTransformerModel(EmbeddingModel):
             except onnx.ConversionUnavailable as error:
                 if variant != "fp32":
                     # Asked for by name: said on every run that it is not what runs.
-                    _warn(f"Model {self.model_id} runs unquantised: no {variant} variant ({error})")
+                    _warn(f"Model {self.model_id} has no {variant} variant: {error}")
                     continue
                 if self._explicitly_onnx():
                     raise VibesError(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
@@ -44,6 +45,10 @@ __all__ = [
 ]
 
 
+#: Held while converting (reentrant: int8 converts fp32 first).
+_converting = threading.RLock()
+
+
 class ConversionUnavailable(Exception):
     """The model cannot run on ONNX Runtime here (the message says why). ``fresh`` is
     False when that was found by an earlier run and remembered."""
@@ -67,9 +72,23 @@ def _nvidia_gpu_present() -> bool:
 
 
 def _onnx_has_cuda() -> bool:
-    from .runtime import providers
+    try:
+        from .runtime import providers
 
-    return "CUDAExecutionProvider" in providers()
+        return "CUDAExecutionProvider" in providers()
+    except Exception:  # an onnxruntime that is found but does not load: not this way
+        return False
+
+
+def _torch_is_cpu_only() -> bool:
+    """Whether the installed torch is a CPU-only build (its version ends in ``+cpu``):
+    then PyTorch would not use a GPU either. Read from the package metadata, not imported."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch").endswith("+cpu")
+    except PackageNotFoundError:
+        return True
 
 
 def choose(requested: str | None) -> str:
@@ -90,7 +109,7 @@ def choose(requested: str | None) -> str:
         return wanted
     if not available():
         return "torch"
-    if _nvidia_gpu_present() and not _onnx_has_cuda():
+    if _nvidia_gpu_present() and not _torch_is_cpu_only() and not _onnx_has_cuda():
         return "torch"
     return "onnx"
 
@@ -115,10 +134,17 @@ def load_encoder(model_id: str, model_dir: Path, variant: str = "fp32") -> OnnxS
         raise ConversionUnavailable("onnxruntime is not installed")
     entry = entry_dir(model_dir, variant)
     if not is_complete(entry):
-        _convert(model_id, model_dir, variant, entry)
+        with _converting:  # the exporter keeps process-wide state: one at a time
+            _convert(model_id, model_dir, variant, entry)
     from .runtime import OnnxSentenceEncoder
 
-    return OnnxSentenceEncoder(entry)
+    try:
+        return OnnxSentenceEncoder(entry)
+    except Exception as error:  # a damaged entry, or one an older onnxruntime cannot read
+        raise ConversionUnavailable(
+            f"its conversion in {entry} cannot be loaded ({type(error).__name__}: {error}); "
+            "delete that directory to convert it again"
+        ) from None
 
 
 def known_failure(model_dir: Path, variant: str = "fp32") -> str | None:

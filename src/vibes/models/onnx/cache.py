@@ -27,7 +27,7 @@ from ...config import cache_dir
 
 #: Bump when the exported graph or the quantisation recipe changes: entries made by an
 #: older recipe are then simply not found again.
-FORMAT = "vibes-onnx-2"
+FORMAT = "vibes-onnx-3"
 #: The file every complete entry holds (the graph; its weights are beside it).
 GRAPH = "model.onnx"
 META = "meta.json"
@@ -74,7 +74,9 @@ def entry_dir(model_dir: Path, variant: str) -> Path:
 
 
 def is_complete(entry: Path) -> bool:
-    return (entry / GRAPH).is_file() and (entry / META).is_file()
+    """Whether ``entry`` holds a whole conversion (graph, weights, tokenizer, metadata)."""
+    names = (GRAPH, GRAPH + ".data", "tokenizer.json", META)
+    return all((entry / name).is_file() for name in names)
 
 
 def read_meta(entry: Path) -> dict[str, Any]:

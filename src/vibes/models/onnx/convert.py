@@ -48,6 +48,15 @@ CHECK_TEXTS = [
 ]
 
 
+#: Checked too, not calibrated on: whitespace at the ends, and a text longer than any
+#: model reads (so that truncation is checked).
+AGREEMENT_TEXTS = [
+    "  padded with spaces, and a newline\n",
+    "\tA Tab First, Then Capitals ",
+    " ".join(CHECK_TEXTS * 8),
+]
+
+
 class ConversionError(Exception):
     """A model could not be converted, or its conversion does not agree with PyTorch."""
 
@@ -95,10 +104,32 @@ def _load(model_dir: Path) -> Any:
         return SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
 
 
+#: A text whose token ids show how sentence-transformers prepares texts: whether it
+#: strips the ends (releases before 6 did) and lower-cases them, or leaves both to the
+#: tokenizer.
+_PROBE = "  Hello World, MIXED case  "
+
+
+def _preparation(model: Any, tokenizer_file: Path) -> dict[str, bool]:
+    """How this sentence-transformers release prepares a text before its tokenizer, found
+    by comparing its token ids for :data:`_PROBE` with the saved tokenizer's."""
+    from tokenizers import Tokenizer
+
+    saved = Tokenizer.from_file(str(tokenizer_file))
+    saved.no_padding()
+    saved.no_truncation()
+    expected = [int(i) for i in model.tokenize([_PROBE])["input_ids"][0]]
+    for strip in (False, True):
+        for lower in (False, True):
+            text = _PROBE.strip() if strip else _PROBE
+            if saved.encode(text.lower() if lower else text).ids == expected:
+                return {"strip": strip, "lowercase": lower}
+    raise ConversionError("its saved tokenizer does not give sentence-transformers' token ids")
+
+
 def _metadata(model: Any) -> dict[str, Any]:
     """What running the graph needs to know that the graph does not say."""
     tokenizer = model.tokenizer
-    first = model[0]
     length = getattr(tokenizer, "model_max_length", None)
     prompt_name = getattr(model, "default_prompt_name", None)
     prompts = getattr(model, "prompts", None) or {}
@@ -106,7 +137,6 @@ def _metadata(model: Any) -> dict[str, Any]:
         "max_seq_length": model.max_seq_length,
         "model_max_length": int(length) if isinstance(length, int) else None,
         "pad_token_id": getattr(tokenizer, "pad_token_id", None) or 0,
-        "do_lower_case": bool(getattr(first, "do_lower_case", False)),
         "default_prompt": prompts.get(prompt_name, "") if prompt_name else "",
     }
 
@@ -165,6 +195,8 @@ def export_fp32(model_dir: Path, work: Path, opset: int = 17) -> dict[str, Any]:
                 do_constant_folding=True,
                 dynamo=False,
             )
+    except (OSError, MemoryError):
+        raise  # the machine's trouble, not the model's: not remembered as a failure
     except Exception as error:  # the exporter fails in many ways on unusual models
         raise ConversionError(f"the ONNX export failed: {type(error).__name__}: {error}") from None
     # Weights beside the graph, not inside it: a session then loads in half the time.
@@ -179,14 +211,25 @@ def export_fp32(model_dir: Path, work: Path, opset: int = 17) -> dict[str, Any]:
     )
     single.unlink()
     dimensions = int(model.encode(["x"], convert_to_numpy=True).shape[1])
-    meta = {**_metadata(model), "variant": "fp32", "dimensions": dimensions}
+    meta = {
+        **_metadata(model),
+        **_preparation(model, work / "tokenizer.json"),
+        "variant": "fp32",
+        "dimensions": dimensions,
+    }
     (work / META).write_text(json.dumps(meta), encoding="utf-8")  # the check reads it
 
-    # The check: every text alone and all of them in one padded batch, against PyTorch.
-    encoder = OnnxSentenceEncoder(work)
-    expected = model.encode(CHECK_TEXTS, convert_to_numpy=True, batch_size=len(CHECK_TEXTS))
-    batched = encoder.encode(CHECK_TEXTS, batch_size=len(CHECK_TEXTS))
-    alone = np.concatenate([encoder.encode([text]) for text in CHECK_TEXTS])
+    # The check: every text alone and all of them in one padded batch, against PyTorch,
+    # with ends of whitespace and a text longer than the model reads among them.
+    texts = [*CHECK_TEXTS, *AGREEMENT_TEXTS]
+    try:
+        encoder = OnnxSentenceEncoder(work)
+        batched = encoder.encode(texts, batch_size=len(texts))
+        alone = np.concatenate([encoder.encode([text]) for text in texts])
+    except Exception as error:  # ONNX Runtime refused the exported graph
+        message = f"ONNX Runtime cannot run it: {type(error).__name__}: {error}"
+        raise ConversionError(message) from None
+    expected = model.encode(texts, convert_to_numpy=True, batch_size=len(texts))
     agreement = float(min(cosines(expected, batched).min(), cosines(expected, alone).min()))
     if not agreement >= FP32_AGREEMENT:
         raise ConversionError(

@@ -95,7 +95,9 @@ class OnnxSentenceEncoder:
         self.dimensions = int(self.meta["dimensions"])
         self.variant = str(self.meta.get("variant", "fp32"))
         self._pad_id = int(self.meta.get("pad_token_id") or 0)
-        self._lowercase = bool(self.meta.get("do_lower_case"))
+        # How sentence-transformers prepared texts when this was converted (found then).
+        self._strip = bool(self.meta.get("strip", True))
+        self._lowercase = bool(self.meta.get("lowercase"))
         self._prompt = str(self.meta.get("default_prompt") or "")
 
         options = onnxruntime.SessionOptions()
@@ -134,9 +136,11 @@ class OnnxSentenceEncoder:
         return length if length and length < NO_LIMIT else None
 
     def _encodings(self, texts: Sequence[str]) -> list[Any]:
-        # What sentence-transformers does before tokenizing: its default prompt first, then
-        # every text stripped (and lower-cased for models configured so).
-        prepared = [(self._prompt + text).strip() for text in texts]
+        # What sentence-transformers does before tokenizing: its default prompt first, and,
+        # in the releases that do, the ends stripped and the text lower-cased.
+        prepared = [self._prompt + text for text in texts]
+        if self._strip:
+            prepared = [text.strip() for text in prepared]
         if self._lowercase:
             prepared = [text.lower() for text in prepared]
         encodings = self._tokenizer.encode_batch(prepared, add_special_tokens=False)
