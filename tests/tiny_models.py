@@ -43,10 +43,8 @@ def _st_modules() -> tuple[type, type, type, type]:
 def make_sentence_transformer(directory: Path) -> Path:
     """A 32-dimension BERT with mean pooling, saved by sentence-transformers."""
     import torch
-    from sentence_transformers import SentenceTransformer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    Transformer, Pooling, _, _ = _st_modules()
     torch.manual_seed(0)
     bert = directory / "bert"
     bert.mkdir(parents=True)
@@ -63,10 +61,7 @@ def make_sentence_transformer(directory: Path) -> Path:
         max_position_embeddings=128,
     )
     BertModel(config).save_pretrained(bert)
-    model = SentenceTransformer(modules=[Transformer(str(bert), max_seq_length=64), Pooling(32)])
-    target = directory / "tiny-st"
-    model.save(str(target))
-    return target
+    return _save_mean_pooled(bert, directory / "tiny-st")
 
 
 def make_roberta_sentence_transformer(directory: Path) -> Path:
@@ -74,10 +69,8 @@ def make_roberta_sentence_transformer(directory: Path) -> Path:
     sentence-transformers: a tokenizer to which spaces at the ends matter, and a model
     without token type ids."""
     import torch
-    from sentence_transformers import SentenceTransformer
     from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
 
-    Transformer, Pooling, _, _ = _st_modules()
     torch.manual_seed(0)
     roberta = directory / "roberta"
     roberta.mkdir(parents=True)
@@ -97,8 +90,18 @@ def make_roberta_sentence_transformer(directory: Path) -> Path:
         type_vocab_size=1,
     )
     RobertaModel(config).save_pretrained(roberta)
-    model = SentenceTransformer(modules=[Transformer(str(roberta), max_seq_length=64), Pooling(32)])
-    target = directory / "tiny-roberta"
+    return _save_mean_pooled(roberta, directory / "tiny-roberta")
+
+
+def _save_mean_pooled(transformer: Path, target: Path) -> Path:
+    """The 32-dimension transformer saved at ``transformer`` as a sentence-transformers
+    model at ``target``: mean pooling, texts cut at 64 tokens."""
+    from sentence_transformers import SentenceTransformer
+
+    Transformer, Pooling, _, _ = _st_modules()
+    model = SentenceTransformer(
+        modules=[Transformer(str(transformer), max_seq_length=64), Pooling(32)]
+    )
     model.save(str(target))
     return target
 
