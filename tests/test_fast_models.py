@@ -321,3 +321,18 @@ def test_a_cache_that_cannot_be_written_leaves_the_model_on_pytorch(
         vectors = np.asarray(model.embed_batch(["the dog", "a cat"]))
     assert vectors.shape == (2, 32) and model.runtime_used == "torch"
     assert blocked.read_text().startswith("a file")
+
+
+def test_a_killed_conversion_leaves_nothing_for_long(tiny_models, tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv(cache.CACHE_ENVIRONMENT, str(root))
+    # What a conversion killed mid-way (SIGKILL, power cut) leaves: its temporary directory.
+    abandoned, recent = root / ".model-fp32-0123-abcd", root / ".model-fp32-4567-efgh"
+    for path in (abandoned, recent):
+        path.mkdir(parents=True)
+        (path / "model.onnx").write_bytes(b"half")
+    os.utime(abandoned, (0, 0))
+    encoder = onnx.load_encoder("m", tiny_models["st"])
+    assert not abandoned.exists()
+    assert recent.exists()  # perhaps another process's conversion, still running
+    assert (encoder.directory / "model.onnx.data").is_file()

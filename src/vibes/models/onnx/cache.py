@@ -127,6 +127,23 @@ def _locked(entry: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+#: A temporary directory this old was left by a conversion that was killed.
+_ABANDONED_SECONDS = 3600
+
+
+def _remove_abandoned(root: Path) -> None:
+    """Remove the temporary directories of conversions killed before they could clean up
+    (a conversion takes seconds to a few minutes; these are an hour old)."""
+    import time
+
+    for path in root.glob(".*-*"):
+        try:
+            if path.is_dir() and time.time() - path.stat().st_mtime > _ABANDONED_SECONDS:
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def publish(entry: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
     """Make ``entry`` by calling ``build(work_dir)``, which writes the files and returns the
     metadata to record; returns ``entry``. Exceptions from ``build`` propagate, and leave
@@ -135,6 +152,7 @@ def publish(entry: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
     with _locked(entry):
         if is_complete(entry):  # another process made it while we waited
             return entry
+        _remove_abandoned(entry.parent)
         work = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}-"))
         try:
             meta = build(work)

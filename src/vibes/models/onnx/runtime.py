@@ -9,6 +9,8 @@ model's truncation counting and token chunking work the same on either runtime.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,9 +108,12 @@ class OnnxSentenceEncoder:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: nothing on stderr in normal use
         self.providers = providers()
-        self._session = onnxruntime.InferenceSession(
-            str(directory / GRAPH), options, providers=self.providers
-        )
+        # When a GPU provider fails to start, onnxruntime prints its fallback to stdout,
+        # which would end up in a command's output: sent to stderr instead.
+        with contextlib.redirect_stdout(sys.stderr):
+            self._session = onnxruntime.InferenceSession(
+                str(directory / GRAPH), options, providers=self.providers
+            )
         self._inputs = [i.name for i in self._session.get_inputs()]
 
     @property
