@@ -118,7 +118,10 @@ def _preparation(model: Any, tokenizer_file: Path) -> dict[str, bool]:
     saved = Tokenizer.from_file(str(tokenizer_file))
     saved.no_padding()
     saved.no_truncation()
-    expected = [int(i) for i in model.tokenize([_PROBE])["input_ids"][0]]
+    # sentence-transformers 6 renamed tokenize to preprocess (the old name logs a warning).
+    prepare = getattr(model, "preprocess", None) or model.tokenize
+    with quiet():
+        expected = [int(i) for i in prepare([_PROBE])["input_ids"][0]]
     for strip in (False, True):
         for lower in (False, True):
             text = _PROBE.strip() if strip else _PROBE
