@@ -109,4 +109,5 @@ from . import (  # noqa: E402,F401
     plot,
     related,
     similar,
+    sql,
 )
