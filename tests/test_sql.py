@@ -146,3 +146,28 @@ def test_vibes_sql_command(invoke, notes, db_path):
         failed = invoke(["sql", *arguments])
         assert failed.exit_code == 1 and failed.output.startswith(message), failed.output
         assert "Traceback" not in failed.output
+
+
+def test_datasette_finds_the_plugin_and_runs_the_functions(notes, db_path):
+    import asyncio
+
+    from datasette.app import Datasette
+
+    datasette = Datasette([db_path])
+
+    async def ask() -> tuple[list, list, int]:
+        plugins = (await datasette.client.get("/-/plugins.json")).json()
+        sql = (
+            "select json_extract(value, '$.id') as id from "
+            "json_each(vibes_similar('notes', 'sleepy cats', 2))"
+        )
+        rows = await datasette.client.get("/test.json", params={"sql": sql, "_shape": "array"})
+        bad = await datasette.client.get(
+            "/test.json", params={"sql": "select vibes_similar('nope', 'x')", "_shape": "array"}
+        )
+        return plugins, rows.json(), bad.status_code
+
+    plugins, rows, bad_status = asyncio.run(ask())
+    assert "vibes" in [p["name"] for p in plugins]  # the entry point's name
+    assert [r["id"] for r in rows] == [m.id for m in notes.similar("sleepy cats", 2)]
+    assert bad_status == 400  # an SQL error, not a 500
