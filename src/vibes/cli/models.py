@@ -180,7 +180,7 @@ def models_convert(names: tuple[str, ...]) -> None:
     model), so that the first command that embeds does not wait for it. Prints each
     model's id, what runs it, and where its conversion is kept.
 
-    
+    \b
     Examples:
       vibes models convert
       vibes models convert minilm minilm-int8

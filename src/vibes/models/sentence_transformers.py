@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -192,10 +191,13 @@ class SentenceTransformerModel(EmbeddingModel):
         if onnx.choose(self.requested_runtime) == "torch":
             return "torch"
         path = self.path
+        if not path.is_dir():  # a name in the Hugging Face cache: found when loaded
+            return "onnxruntime" + (f" {self.quantize}" if self.quantize else "")
         # A failed conversion is remembered: say so without loading anything.
-        if path.is_dir() and onnx.known_failure(path, "fp32"):
-            return f"torch (no ONNX: {onnx.known_failure(path, 'fp32')})"
-        if self.quantize and not (path.is_dir() and onnx.known_failure(path, self.quantize)):
+        reason = onnx.known_failure(path, "fp32")
+        if reason:
+            return f"torch (no ONNX: {reason})"
+        if self.quantize and not onnx.known_failure(path, self.quantize):
             return f"onnxruntime {self.quantize}"
         return "onnxruntime"
 
@@ -224,8 +226,7 @@ class SentenceTransformerModel(EmbeddingModel):
     def _explicitly_onnx(self) -> bool:
         from . import onnx
 
-        wanted = os.environ.get(onnx.RUNTIME_ENVIRONMENT) or self.requested_runtime
-        return wanted.strip().lower() == "onnx"
+        return onnx.wanted(self.requested_runtime) == "onnx"
 
     def _load_onnx(self, path: Path) -> Any:
         """The model on ONNX Runtime; None (after a warning, the first time) when it cannot

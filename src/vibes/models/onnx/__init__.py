@@ -42,6 +42,7 @@ __all__ = [
     "choose",
     "known_failure",
     "load_encoder",
+    "wanted",
 ]
 
 
@@ -91,22 +92,29 @@ def _torch_is_cpu_only() -> bool:
         return True
 
 
+def wanted(requested: str | None) -> str:
+    """What a model that asked for ``requested`` (one of :data:`RUNTIMES`, None meaning
+    auto) is to use: ``$VIBES_RUNTIME`` when set, else ``requested``, else ``auto``."""
+    value = (os.environ.get(RUNTIME_ENVIRONMENT) or requested or "auto").strip().lower()
+    if value not in RUNTIMES:
+        from ...errors import VibesError
+
+        raise VibesError(
+            f"{RUNTIME_ENVIRONMENT}={value!r}: the runtime must be one of {', '.join(RUNTIMES)}"
+        )
+    return value
+
+
 def choose(requested: str | None) -> str:
-    """``"onnx"`` or ``"torch"`` for a model that asked for ``requested`` (one of
-    :data:`RUNTIMES`, None meaning auto); ``$VIBES_RUNTIME`` overrides it.
+    """``"onnx"`` or ``"torch"`` for a model that asked for ``requested`` (see
+    :func:`wanted`).
 
     ``auto`` takes ONNX Runtime when it is installed, except on a machine with an NVIDIA
     GPU and an ONNX Runtime without CUDA: PyTorch then runs the model on the GPU.
     """
-    wanted = (os.environ.get(RUNTIME_ENVIRONMENT) or requested or "auto").strip().lower()
-    if wanted not in RUNTIMES:
-        from ...errors import VibesError
-
-        raise VibesError(
-            f"{RUNTIME_ENVIRONMENT}={wanted!r}: the runtime must be one of {', '.join(RUNTIMES)}"
-        )
-    if wanted != "auto":
-        return wanted
+    wanted_runtime = wanted(requested)
+    if wanted_runtime != "auto":
+        return wanted_runtime
     if not available():
         return "torch"
     if _nvidia_gpu_present() and not _torch_is_cpu_only() and not _onnx_has_cuda():
