@@ -27,22 +27,26 @@ class Database:
 
     ``Database()`` opens the default database (``$VIBES_DB``, else ``embeddings.db`` in
     the user data directory); ``Database("docs.db")`` opens or creates that file. One
-    ``Database`` may be used from many threads at once.
+    ``Database`` may be used from many threads at once. ``readonly=True`` opens an
+    existing file so that nothing can change it (a web server's searches, say): searches
+    work, writes fail with :class:`DatabaseOpenError`.
     """
 
-    def __init__(self, path: str | Path | None = None, *, create: bool = True) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, create: bool = True, readonly: bool = False
+    ) -> None:
         default = path is None
         if path is None:
             path = default_database_path()
-        if not create and not is_server_url(path) and not _exists(path):
+        if (readonly or not create) and not is_server_url(path) and not _exists(path):
             where = "No vibes database yet at" if default else "No database at"
             raise DatabaseOpenError(
                 f"{where} {path}" + (": embed something first" if default else "")
             )
-        if default:
+        if default and not readonly:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         #: The storage backend.
-        self.store: Store = open_store(path)
+        self.store: Store = open_store(path, readonly=readonly)
         #: The approximate indexes of this database's collections.
         self.indexes = IndexManager(self.store)
         #: The full-text indexes of this database's collections.

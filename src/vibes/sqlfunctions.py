@@ -129,9 +129,12 @@ def _database_of(conn: sqlite3.Connection) -> str:
     raise VibesError("no main database on this connection")
 
 
-def register(conn: sqlite3.Connection, database: Database | None = None) -> None:
+def register(
+    conn: sqlite3.Connection, database: Database | None = None, *, readonly: bool = False
+) -> None:
     """Add vibes' SQL functions to ``conn``. ``vibes_similar`` searches the collections of
-    ``database`` (default: the file ``conn`` has open)."""
+    ``database`` (default: the file ``conn`` has open, opened read-only when
+    ``readonly``)."""
     opened: list[Database] = [database] if database is not None else []
     lock = threading.Lock()
 
@@ -140,7 +143,7 @@ def register(conn: sqlite3.Connection, database: Database | None = None) -> None
             if not opened:
                 from .database import Database
 
-                opened.append(Database(_database_of(conn), create=False))
+                opened.append(Database(_database_of(conn), create=False, readonly=readonly))
             return opened[0]
 
     def vibes_similar(collection: str, query_or_id: Any, n: Any = 10) -> str:

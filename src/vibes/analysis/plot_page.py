@@ -10,19 +10,12 @@ texts through ``textContent`` only, never as HTML.
 from __future__ import annotations
 
 import html
-import json
 import re
 from typing import Any
 
+from ..jsontext import script_json
+
 __all__ = ["render_page", "script_json"]
-
-_UNSAFE = re.compile("[<>&\u2028\u2029]")
-
-
-def script_json(data: Any) -> str:
-    """``data`` as JSON that is safe inside a ``<script>`` element."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return _UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def render_page(title: str, data: dict[str, Any]) -> str:

@@ -108,6 +108,7 @@ from . import (  # noqa: E402,F401
     models,
     plot,
     related,
+    serve,
     similar,
     sql,
 )

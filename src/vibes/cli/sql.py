@@ -55,7 +55,7 @@ def sql(
     try:
         uri = path.resolve().as_uri() + ("" if write else "?mode=ro")
         conn = sqlite3.connect(uri, uri=True, isolation_level=None)
-        register(conn)
+        register(conn, readonly=not write)
         cursor = conn.execute(query, dict(param))
         columns = [column[0] for column in cursor.description or ()]
         rows = [dict(zip(columns, map(_cell, row))) for row in cursor]

@@ -55,9 +55,10 @@ def is_server_url(location: str | Path) -> bool:
     return str(location).startswith(SERVER_SCHEMES)
 
 
-def open_store(location: str | Path) -> Store:
+def open_store(location: str | Path, *, readonly: bool = False) -> Store:
     """The backend for ``location``: a ``postgresql://`` URL selects PostgreSQL (once that
-    backend lands), anything else is a SQLite file path (or ``:memory:``)."""
+    backend lands), anything else is a SQLite file path (or ``:memory:``). ``readonly``
+    opens it so that nothing can be written."""
     text = str(location)
     if is_server_url(text):
         raise DatabaseOpenError(
@@ -66,4 +67,4 @@ def open_store(location: str | Path) -> Store:
         )
     from .sqlite import SQLiteStore
 
-    return SQLiteStore(text)
+    return SQLiteStore(text, readonly=readonly)

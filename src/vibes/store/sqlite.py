@@ -433,10 +433,13 @@ def _conn(tx: Transaction) -> sqlite3.Connection:
 class SQLiteStore(Store):
     """One SQLite database file holding collections of embeddings."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.location = str(path)
-        self.readonly = False
         self._memory = self.location == ":memory:" or self.location.startswith("file::memory:")
+        #: Opened read-only on request (``mode=ro``): no statement can change the file,
+        #: whatever asks. A file SQLite cannot write also ends up read-only (see _connect).
+        self.readonly = readonly and not self._memory
+        self._open_readonly = self.readonly
         # An in-memory database lives in one connection, shared under this lock; a file
         # gets a connection per thread and needs no lock (SQLite locks the file).
         self._lock = threading.RLock()
@@ -462,14 +465,19 @@ class SQLiteStore(Store):
                 raise DatabaseOpenError(
                     f"Cannot open database {self.location}: directory {parent} does not exist"
                 )
+        target, uri = self.location, False
+        if self._open_readonly:
+            # Quoted: a path holding '?' or '#' would otherwise end the URI early.
+            target = f"file:{urllib.parse.quote(str(Path(self.location).resolve()))}?mode=ro"
+            uri = True
         try:
             # isolation_level=None: transactions are explicit (see transaction()).
-            conn = sqlite3.connect(self.location, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=uri)
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.DatabaseError as error:
             raise DatabaseOpenError(f"Cannot open database {self.location}: {error}") from None
-        if first:
+        if first and not self._open_readonly:
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
             except sqlite3.OperationalError:
@@ -525,6 +533,12 @@ class SQLiteStore(Store):
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         if self._schema_is_current(conn):
             return  # the common case: two queries and done
+        if self._open_readonly:
+            raise DatabaseOpenError(
+                f"Database {self.location} is opened read-only and lacks vibes' tables "
+                f"(written by llm, or by an older vibes): run 'vibes collections -d "
+                f"{self.location}' once to add them"
+            )
         tables = self._schema_names(conn, "table")
         if "embeddings" in tables:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(embeddings)")}
@@ -574,6 +588,9 @@ class SQLiteStore(Store):
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """One write transaction: committed whole, or rolled back whole (Ctrl-C included)."""
+        if self._open_readonly:
+            # SQLite would begin the transaction and fail only at the first change.
+            raise DatabaseOpenError(f"Cannot write to database {self.location}: opened read-only")
         with self._guard():
             conn = self.conn
             try:

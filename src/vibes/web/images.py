@@ -1,0 +1,79 @@
+"""Stored images (``--binary`` items, a CLIP collection's photos) for web pages: which
+blobs are images, and thumbnails of them.
+
+Only raster formats a browser shows and that cannot carry script are served (PNG, JPEG,
+GIF, WebP, BMP), recognised by their first bytes, never by what the item claims: an SVG
+or an HTML blob is not an image here."""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+from ..errors import ItemNotFoundError, VibesError
+
+if TYPE_CHECKING:
+    from ..collection import Collection
+
+__all__ = ["image_type", "item_image", "thumbnail"]
+
+#: The largest thumbnail side a request may ask for, in pixels.
+MAX_SIZE = 1024
+
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+
+
+def image_type(blob: bytes | None) -> str | None:
+    """The MIME type of ``blob`` when it is an image a page may show, else None."""
+    if not blob:
+        return None
+    if blob[:4] == b"RIFF" and blob[8:12] == b"WEBP":
+        return "image/webp"
+    for signature, kind in _SIGNATURES:
+        if blob.startswith(signature):
+            return kind
+    return None
+
+
+def thumbnail(blob: bytes, size: int) -> tuple[bytes, str]:
+    """``blob`` shrunk to fit ``size`` × ``size`` pixels (never enlarged), as PNG (JPEG for
+    photos without transparency). Raises :class:`VibesError` for a blob Pillow cannot read
+    (a damaged file, a decompression bomb)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(blob)) as opened:
+            # JPEG decodes straight at a reduced scale: a 20-megapixel photo costs little.
+            opened.draft("RGB", (size, size))
+            opened.thumbnail((size, size))
+            picture = opened.copy()
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise VibesError(f"The stored image cannot be read: {error}") from None
+    output = io.BytesIO()
+    if picture.mode in ("RGB", "L"):
+        picture.save(output, "JPEG", quality=85)
+        return output.getvalue(), "image/jpeg"
+    picture.save(output, "PNG")
+    return output.getvalue(), "image/png"
+
+
+def item_image(collection: Collection, item_id: str, size: str | None = None) -> tuple[bytes, str]:
+    """The stored image of item ``item_id`` and its MIME type, shrunk to ``size`` pixels
+    when given. Raises :class:`ItemNotFoundError` when the item has no image."""
+    stored = collection.database.store.get_items(collection.id, [item_id]).get(item_id)
+    if stored is None:
+        raise ItemNotFoundError(f"No item {item_id[:200]!r} in collection {collection.name!r}")
+    kind = image_type(stored.content_blob)
+    if kind is None or stored.content_blob is None:
+        raise ItemNotFoundError(f"Item {item_id[:200]!r} has no stored image")
+    if size is None:
+        return stored.content_blob, kind
+    if not size.isdigit() or not 16 <= int(size) <= MAX_SIZE:
+        raise VibesError(f"size must be a whole number of pixels from 16 to {MAX_SIZE}")
+    return thumbnail(stored.content_blob, int(size))

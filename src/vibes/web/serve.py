@@ -1,0 +1,120 @@
+"""``vibes serve``'s server: Datasette with vibes' plugin over one or more databases, on a
+socket this module binds (so a port that is taken is a one-line error, and port 0 picks
+a free one), run by uvicorn."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import urllib.parse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import DatabaseOpenError, VibesError
+
+__all__ = ["bind", "make_datasette", "serve"]
+
+
+def make_datasette(paths: Sequence[str | Path], *, write: bool = False, cors: bool = False) -> Any:
+    """A Datasette serving ``paths`` with vibes' plugin, read-only unless ``write``:
+    then vibes may keep its indexes of those files up to date while it searches."""
+    from datasette.app import Datasette
+    from datasette.plugins import pm
+
+    from . import plugin
+
+    if not pm.is_registered(plugin):
+        # Installed without its entry point (a copied tree, say): register by hand.
+        pm.register(plugin, name="vibes")
+    return Datasette(
+        [str(path) for path in paths],
+        metadata={"plugins": {"vibes": {"write": write}}},
+        cors=cors,
+    )
+
+
+def check_databases(paths: Sequence[str | Path], *, write: bool) -> None:
+    """Refuse, with one line, a file that is missing or that vibes cannot open (read-only
+    unless ``write``, which adds vibes' tables to a file ``llm`` wrote)."""
+    from ..database import Database
+
+    for path in paths:
+        if not Path(path).is_file():
+            raise DatabaseOpenError(f"No database at {path}")
+        with Database(path, create=False, readonly=not write):
+            pass
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host``:``port`` (0: any free port)."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(128)
+    except (OSError, OverflowError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise VibesError(f"Cannot listen on {host}:{port}: {reason}") from None
+    listener.set_inheritable(True)
+    return listener
+
+
+def url_of(listener: socket.socket) -> str:
+    host, port = listener.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def start_page(datasette: Any) -> str:
+    """Where a user starts: the search page of the only collection, else the list."""
+    from ..database import Database
+
+    names: list[str] = []
+    for name, db in datasette.databases.items():
+        if db.path and not db.is_memory and name != "_internal":
+            with Database(db.path, create=False, readonly=True) as opened:
+                names += [info.name for info in opened.collections()]
+    if len(names) == 1:
+        return "/-/vibes/" + urllib.parse.quote(names[0], safe="")
+    return "/-/vibes"
+
+
+def serve(
+    paths: Sequence[str | Path],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    write: bool = False,
+    cors: bool = False,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``paths`` until interrupted. ``on_ready`` gets the start page's URL once the
+    socket listens."""
+    import uvicorn
+
+    check_databases(paths, write=write)
+    listener = bind(host, port)
+    datasette = make_datasette(paths, write=write, cors=cors)
+    start = url_of(listener) + start_page(datasette)
+    # Load the model and the vectors now, so that the first search is as quick as the rest.
+    threading.Thread(target=_warm_up, args=(datasette,), daemon=True).start()
+    if on_ready is not None:
+        on_ready(start)
+    config = uvicorn.Config(datasette.app(), log_level="warning")
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[listener])
+    finally:
+        listener.close()
+
+
+def _warm_up(datasette: Any) -> None:
+    from . import plugin
+
+    try:
+        plugin.warm_up(datasette)
+    except Exception as error:  # a search will say it again, to the user who asked
+        print(f"vibes: warming up failed: {error}", file=sys.stderr)

@@ -1,0 +1,345 @@
+"""vibes on the web, through Datasette's own client (the real plugin, real ASGI requests,
+a real SQLite file): the JSON search API answers what `vibes similar` prints, bad input
+gets 4xx JSON, pages escape every text, stored images are served as images only, and
+nothing is written unless asked. `vibes serve` as a process is tested at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from checks import one_line_error
+
+import vibes
+from vibes.errors import DatabaseOpenError
+
+ITEMS = [
+    ("dogs", "dogs bark at the postman", {"kind": "pets", "year": 2021}),
+    ("cats", "cats sleep all day long", {"kind": "pets", "year": 2019}),
+    ("tax", "file your tax return before april", {"kind": "money", "year": 2023}),
+    ("bread", "bake bread with a sourdough starter", {"kind": "food", "year": 2020}),
+    (
+        "hostile",
+        '<script>window.hacked = 1</script><img src=x onerror="window.hacked = 2"> cats and dogs',
+        {"kind": "<b>bold</b>"},
+    ),  # fmt: skip
+    ("dir/with spaces.md", "a path like id with spaces, cats too", None),
+]
+
+
+def file_hash(path: str | Path) -> str:
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def notes(db_path, test_plugin):
+    database = vibes.Database(db_path)
+    collection = database.collection("notes", "hash")
+    collection.embed_multi(ITEMS, store=True)
+    collection.build_fulltext()
+    database.close()
+    return vibes.Database(db_path).collection("notes")
+
+
+def datasette_for(*paths: str, **metadata):
+    """Datasette over ``paths`` as `vibes serve` makes it, or with ``metadata`` as a user's
+    own `datasette` would run (the plugin found through its entry point)."""
+    if metadata:
+        from datasette.app import Datasette
+
+        return Datasette(list(paths), metadata=metadata)
+    from vibes.web.serve import make_datasette
+
+    return make_datasette(paths)
+
+
+def get(datasette, path: str, **params):
+    async def fetch():
+        return await datasette.client.get(path, params=params or None)
+
+    return asyncio.run(fetch())
+
+
+def similar_lines(invoke, db_path: str, *args: str) -> list[dict]:
+    result = invoke(["similar", "notes", *args, "-d", db_path])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_search_json_answers_what_vibes_similar_prints(notes, db_path, invoke):
+    datasette = datasette_for(db_path)
+    cases = [
+        ({"q": "sleepy cats"}, ["-c", "sleepy cats"]),
+        ({"q": "cats", "n": "2"}, ["-c", "cats", "-n", "2"]),
+        ({"id": "dogs"}, ["dogs"]),
+        ({"q": "pets", "filter": "kind=pets"}, ["-c", "pets", "--filter", "kind=pets"]),
+        ({"q": "cats dogs", "mode": "hybrid", "n": "3"},
+         ["-c", "cats dogs", "--hybrid", "-n", "3"]),
+        ({"q": "cats", "mode": "text", "snippets": "1"}, ["-c", "cats", "--mode", "text",
+                                                          "--snippets"]),
+        ({"q": "bread", "min_score": "0.1"}, ["-c", "bread", "--min-score", "0.1"]),
+        ({"q": "x", "where": "json_extract(metadata, '$.year') > 2020"},
+         ["-c", "x", "--where", "json_extract(metadata, '$.year') > 2020"]),
+    ]  # fmt: skip
+    for params, arguments in cases:
+        response = get(datasette, "/-/vibes/notes/search.json", **params)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("application/json")
+        assert response.json() == similar_lines(invoke, db_path, *arguments), params
+    # A list of several filters, as --filter given twice.
+    response = get(
+        datasette, "/-/vibes/notes/search.json?q=x&filter=kind%3Dpets&filter=year%3E2020"
+    )
+    assert [hit["id"] for hit in response.json()] == ["dogs"]
+    # The object shape adds the warnings the CLI prints on stderr.
+    shaped = get(datasette, "/-/vibes/notes/search.json", q="cats", _shape="object").json()
+    assert shaped["collection"] == "notes" and shaped["warnings"] == []
+    assert shaped["results"] == similar_lines(invoke, db_path, "-c", "cats")
+    # An id with a slash and spaces, quoted in the query string.
+    response = get(datasette, "/-/vibes/notes/search.json", id="dir/with spaces.md", n="1")
+    assert response.status_code == 200 and len(response.json()) == 1
+
+
+def test_bad_input_is_a_4xx_json_error_never_a_500(notes, db_path):
+    datasette = datasette_for(db_path)
+    search = "/-/vibes/notes/search.json"
+    cases = [
+        (search, {}, 400, "Give q=TEXT"),
+        (search, {"q": ""}, 400, "Give q=TEXT"),
+        (search, {"q": "x", "n": "0"}, 400, "n must be from 1 to 1000"),
+        (search, {"q": "x", "n": "abc"}, 400, "n must be a whole number"),
+        (search, {"q": "x", "n": "99999999999999999999"}, 400, "n must be from 1"),
+        (search, {"q": "x" * 50_000}, 400, "q is too long"),
+        (search, {"q": "a\x00b"}, 400, "NUL"),
+        (search, {"q": "x", "bogus": "1"}, 400, "Unknown parameter 'bogus'"),
+        (search + "?q=x&n=1&n=2", {}, 400, "n was given 2 times"),
+        (search, {"q": "x", "mode": "magic"}, 400, "mode must be one of"),
+        (search, {"q": "x", "weight": "nan"}, 400, "weight must be a number"),
+        (search, {"q": "x", "min_score": "inf"}, 400, "min_score must be a number"),
+        (search, {"q": "x", "exact": "maybe"}, 400, "exact must be true or false"),
+        (search, {"q": "x", "filter": "nokey"}, 400, "Filter 'nokey' has no operator"),
+        (search, {"q": "x", "where": "no_such_column = 1"}, 400, "no_such_column"),
+        (search, {"q": "x", "id": "dogs"}, 400, "not q and id"),
+        (search, {"id": "no-such-item"}, 404, "No item 'no-such-item'"),
+        (search, {"expr": "cats + file:/etc/passwd"}, 400, "not file: terms"),
+        (search, {"q": "x", "fts_syntax": "1"}, 400, "fts_syntax applies"),
+        (search, {"q": "x", "rerank": "no-such-reranker"}, 400, "no-such-reranker"),
+        (search, {"q": "x", "database": "nope"}, 404, "No database 'nope'"),
+        ("/-/vibes/nope/search.json", {"q": "x"}, 404, "No collection 'nope'"),
+        ("/-/vibes/..%2F..%2Fetc%2Fpasswd/search.json", {"q": "x"}, 404, "No collection"),
+        ("/-/vibes/notes/image", {"id": "dogs"}, 404, "has no stored image"),
+        ("/-/vibes/notes/image", {}, 400, "Give id=ITEM"),
+        ("/-/vibes/notes/image", {"id": "dogs", "x": "1"}, 400, "Unknown parameter"),
+    ]
+    for path, params, status, message in cases:
+        response = get(datasette, path, **params)
+        assert response.status_code == status, (path, params, response.text)
+        body = response.json()
+        assert body["ok"] is False and message in body["error"], (params, body)
+        assert "Traceback" not in response.text
+    # Where the instance forbids SQL, `where` (an SQL condition) is forbidden too.
+    locked = datasette_for(db_path, allow_sql=False)
+    refused = get(locked, search, q="x", where="1 = 1")
+    assert refused.status_code == 403 and "permission" in refused.json()["error"]
+    assert get(locked, search, q="x").status_code == 200
+
+
+def test_the_server_writes_nothing_unless_asked(notes, db_path):
+    before = file_hash(db_path)
+    datasette = datasette_for(db_path)
+    for params in ({"q": "cats"}, {"q": "cats", "mode": "hybrid"}, {"id": "dogs"}):
+        assert get(datasette, "/-/vibes/notes/search.json", **params).status_code == 200
+    assert get(datasette, "/-/vibes/notes", q="cats").status_code == 200
+    assert get(datasette, "/test/embeddings/1,dogs").status_code == 200
+    assert file_hash(db_path) == before
+    # The read-only database under it refuses writes with a one-line error.
+    readonly = vibes.Database(db_path, readonly=True)
+    with pytest.raises(DatabaseOpenError, match="opened read-only"):
+        readonly.collection("notes").embed("new", "a new item")
+    assert readonly.collection("notes").count() == len(ITEMS)
+    # A file llm wrote (no vibes tables yet) is refused read-only, with the way out.
+    plain = Path(db_path).with_name("llm.db")
+    import sqlite3
+
+    sqlite3.connect(plain).executescript(
+        "create table collections (id integer primary key, name text, model text);"
+        "create table embeddings (collection_id integer, id text, embedding blob, "
+        "content text, content_blob blob, content_hash blob, metadata text, updated integer);"
+    )
+    with pytest.raises(DatabaseOpenError, match="run 'vibes collections -d"):
+        vibes.Database(plain, readonly=True)
+
+
+def test_search_page_escapes_every_text_and_marks_the_words(notes, db_path):
+    datasette = datasette_for(db_path)
+    page = get(datasette, "/-/vibes/notes", q="cats dogs", mode="hybrid", n="10")
+    assert page.status_code == 200
+    html = page.text
+    assert "<script>window.hacked" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;window.hacked = 1&lt;/script&gt;" in html
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html  # metadata is escaped too
+    assert re.search(r"<mark>cats</mark>", html)
+    # Every hit links to its row in Datasette (ids tilde-encoded) and to more like it.
+    assert 'href="/test/embeddings/1,dogs"' in html
+    assert 'href="/test/embeddings/1,dir~2Fwith+spaces~2Emd"' in html
+    row = get(datasette, "/test/embeddings/1,dir~2Fwith+spaces~2Emd")
+    assert row.status_code == 200 and "a path like id with spaces" in row.text
+    assert "/-/vibes/notes?id=dogs" in html
+    # The API link repeats the page's query.
+    assert "/-/vibes/notes/search.json?q=cats+dogs&amp;mode=hybrid&amp;n=10" in html
+    # A bad option is shown on the page with its status, not as a traceback.
+    bad = get(datasette, "/-/vibes/notes", q="x", n="0")
+    assert bad.status_code == 400 and "n must be from 1 to 1000" in bad.text
+    missing = get(datasette, "/-/vibes/nope")
+    assert missing.status_code == 404 and "No collection" in missing.text
+    empty = get(datasette, "/-/vibes/notes")
+    assert empty.status_code == 200 and 'class="vibes-hit' not in empty.text
+    assert "6 items embedded by hash-test" in empty.text
+
+
+def test_row_pages_show_similar_items(notes, db_path):
+    datasette = datasette_for(db_path)
+    page = get(datasette, "/test/embeddings/1,hostile").text
+    script = page[page.index("var data = ") :].split(";\n", 1)[0][len("var data = ") :]
+    panel = json.loads(script)
+    expected = notes.similar_by_id("hostile", 10)
+    assert [item["id"] for item in panel["items"]] == [m.id for m in expected]
+    assert panel["items"][0]["row"].startswith("/test/embeddings/1,")
+    assert "Precomputed" not in panel.get("note", "")
+    # The item's own text never closes the script: every < is escaped in it.
+    assert "</script><img" not in page
+    # Precomputed related items are used when `vibes related` made them.
+    notes.build_related(3)
+    panel = json.loads(
+        get(datasette, "/test/embeddings/1,cats").text.split("var data = ")[1].split(";\n")[0]
+    )
+    assert [item["id"] for item in panel["items"]] == [i for i, _ in notes.related("cats")]
+    assert "Precomputed" in panel["note"]
+    # Rows of other tables get no panel.
+    assert "vibes-similar" not in get(datasette, "/test/collections/1").text
+
+
+def png(color: tuple[int, int, int], size: int = 64) -> bytes:
+    from PIL import Image
+
+    output = io.BytesIO()
+    Image.new("RGB", (size, size), color).save(output, "PNG")
+    return output.getvalue()
+
+
+def test_images_are_shown_as_thumbnails_and_nothing_else_is_served(db_path, test_plugin):
+    from PIL import Image
+
+    photos = vibes.Database(db_path).collection("photos", "hash")
+    photos.embed("red.png", png((255, 0, 0), 400), store=True)
+    photos.embed("blue.png", png((0, 0, 255)), store=True)
+    photos.embed("page.svg", b"<svg onload='alert(1)'></svg>", store=True)
+    photos.embed("page.html", b"<html><script>alert(1)</script></html>", store=True)
+    datasette = datasette_for(db_path)
+    page = get(datasette, "/-/vibes/photos", id="blue.png").text
+    assert '<img src="/-/vibes/photos/image?id=red.png&amp;size=192' in page
+    assert "image?id=page.svg" not in page and "image?id=page.html" not in page
+    full = get(datasette, "/-/vibes/photos/image", id="red.png")
+    assert full.status_code == 200 and full.headers["content-type"] == "image/png"
+    assert full.headers["x-content-type-options"] == "nosniff"
+    assert full.content == png((255, 0, 0), 400)
+    small = get(datasette, "/-/vibes/photos/image", id="red.png", size="32")
+    assert Image.open(io.BytesIO(small.content)).size == (32, 32)
+    for item in ("page.svg", "page.html"):
+        refused = get(datasette, "/-/vibes/photos/image", id=item)
+        assert refused.status_code == 404 and "no stored image" in refused.json()["error"]
+    assert get(datasette, "/-/vibes/photos/image", id="red.png", size="5").status_code == 400
+
+
+def test_collections_of_several_databases(notes, db_path, tmp_path):
+    other_path = str(tmp_path / "other.db")
+    other = vibes.Database(other_path).collection("notes", "hash")
+    other.embed_multi([("elsewhere", "cats in another database")], store=True)
+    datasette = datasette_for(db_path, other_path)
+    listing = get(datasette, "/-/vibes.json").json()
+    assert [
+        (entry["database"], [c["name"] for c in entry["collections"]]) for entry in listing
+    ] == [
+        ("test", ["notes"]),
+        ("other", ["notes"]),
+    ]
+    assert listing[1]["collections"][0]["api"] == "/-/vibes/notes/search.json?database=other"
+    # Without database=, the first database holding the collection answers.
+    first = get(datasette, "/-/vibes/notes/search.json", q="cats", n="1").json()
+    assert first[0]["id"] != "elsewhere"
+    chosen = get(datasette, "/-/vibes/notes/search.json", q="cats", database="other").json()
+    assert [hit["id"] for hit in chosen] == ["elsewhere"]
+    page = get(datasette, "/-/vibes").text
+    assert page.count('role="search"') == 2 and 'name="database" value="other"' in page
+
+
+# -- vibes serve, a real process ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def serving(db_path: str, *arguments: str) -> Iterator[str]:
+    """`vibes serve DB --port 0` as a real process; yields the start page's URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vibes", "serve", db_path, "--port", "0", *arguments],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    try:
+        line = process.stderr.readline()
+        found = re.search(r"at (http://\S+) \(Ctrl-C to stop\)", line)
+        assert found, f"vibes serve said: {line}"
+        # Drained meanwhile, so that a chatty server never blocks on a full pipe.
+        threading.Thread(target=process.stderr.read, daemon=True).start()
+        yield found.group(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        process.stderr.close()
+
+
+def fetch(url: str) -> tuple[int, object]:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_vibes_serve_answers_like_vibes_similar(notes, db_path, run):
+    before = file_hash(db_path)
+    with serving(db_path) as start:
+        assert start.endswith("/-/vibes/notes")  # the only collection's page
+        base = start.rsplit("/-/", 1)[0]
+        status, hits = fetch(f"{base}/-/vibes/notes/search.json?q=sleepy+cats&n=3")
+        printed = run(["similar", "notes", "-c", "sleepy cats", "-n", "3", "-d", db_path])
+        assert status == 200 and hits == [json.loads(line) for line in printed.stdout.splitlines()]
+        status, error = fetch(f"{base}/-/vibes/notes/search.json?q=x&n=-1")
+        assert status == 400 and "n must be from 1" in error["error"]  # type: ignore[index]
+        # The port is taken while it runs: a second server says so in one line.
+        port = int(base.rsplit(":", 1)[1])
+        taken = run(["serve", db_path, "--port", port])
+        one_line_error(taken, f"Cannot listen on 127.0.0.1:{port}")
+    assert file_hash(db_path) == before
+    one_line_error(run(["serve", "missing.db"]), "No database at missing.db")
+
+
+def test_vibes_serve_binds_to_this_machine_only_by_default(notes, db_path):
+    with serving(db_path) as start:
+        assert start.startswith("http://127.0.0.1:")
+        port = int(start.split(":")[2].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            pass
