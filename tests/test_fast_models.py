@@ -110,6 +110,28 @@ def test_a_query_process_never_imports_torch(run, db_path, minilm):
     assert json.loads(process.stdout)["id"] == "dogs"
 
 
+def test_an_index_opened_before_the_model_loads_leaves_onnxruntime_working(db_path, minilm):
+    # usearch's own C++ runtime once made onnxruntime, loaded after it, crash the process:
+    # a search by id (index, no model) followed by a search by text (model) in one process,
+    # as a server answers them.
+    notes = vibes.Database(db_path).collection("notes", "minilm")
+    notes.embed_multi([("dogs", "dogs bark"), ("cats", "cats sleep"), ("tax", "tax forms")])
+    notes.build_index()
+    script = inspect.cleandoc(
+        f"""
+        import sys, vibes
+        notes = vibes.Database({db_path!r}).collection("notes")
+        assert "onnxruntime" not in sys.modules
+        print(notes.similar_by_id("dogs", 1)[0].id, notes.similar("puppies", 1)[0].id)
+        """
+    )
+    process = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.split() == ["cats", "dogs"]
+
+
 def test_collections_embedded_by_either_runtime_search_each_other(run, db_path, minilm):
     lines = [
         {"id": "dogs", "content": "dogs bark at the postman every morning"},

@@ -8,6 +8,8 @@ process searches it without reading every vector.
 
 from __future__ import annotations
 
+import ctypes
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +21,30 @@ if TYPE_CHECKING:
 # numpy and usearch load when an index is first used, not when this module is imported.
 
 _METRICS = {"cosine": "ip", "dot": "ip", "euclidean": "l2sq"}
+
+
+def _usearch_index() -> type[Index]:
+    """usearch's Index class, loaded so that it cannot break a C++ library loaded later.
+
+    usearch's compiled module carries its own copy of the C++ runtime, whose process-wide
+    ("unique") symbols then stand in for the system's: onnxruntime, loaded after it,
+    crashed the process (a segmentation fault on import, usearch 2.26 with onnxruntime
+    1.31). Loading the system's C++ runtime globally first makes its symbols the ones
+    every later library binds to. Elsewhere than Linux, or without that file, nothing
+    changes."""
+    global _runtime_loaded
+    if not _runtime_loaded and sys.platform.startswith("linux"):
+        _runtime_loaded = True
+        try:
+            ctypes.CDLL("libstdc++.so.6", mode=ctypes.RTLD_GLOBAL)
+        except OSError:
+            pass
+    from usearch.index import Index
+
+    return Index
+
+
+_runtime_loaded = False
 
 
 @dataclass(frozen=True)
@@ -51,8 +77,8 @@ class HNSWIndex:
         threads: int = 0,
     ) -> HNSWIndex:
         import numpy as np
-        from usearch.index import Index
 
+        Index = _usearch_index()
         index = Index(
             ndim=vectors.shape[1],
             metric=_METRICS[distance],
@@ -68,9 +94,7 @@ class HNSWIndex:
     @classmethod
     def open(cls, path: str | Path, distance: str, *, view: bool = True) -> HNSWIndex:
         """Open a saved index: memory-mapped and read-only by default, or loaded to change."""
-        from usearch.index import Index
-
-        index = Index.restore(str(path), view=view)
+        index = _usearch_index().restore(str(path), view=view)
         if index is None:
             raise ValueError(f"not a usearch index: {path}")
         return cls(index, distance)
