@@ -55,6 +55,7 @@ bench: install
 	$(BIN)/python bench/bench_classify.py
 	$(BIN)/python bench/bench_hybrid.py
 	$(BIN)/python bench/bench_ask.py
+	$(BIN)/python bench/bench_serve.py
 
 clean:
 	rm -rf $(VENV) demo

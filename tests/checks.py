@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -24,3 +29,25 @@ def one_line_error(result: Any, *fragments: str, code: int | None = 1) -> str:
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+@contextlib.contextmanager
+def serving(db_path: str, *arguments: str) -> Iterator[str]:
+    """`vibes serve DB --port 0` as a real process; yields the start page's URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vibes", "serve", db_path, "--port", "0", *arguments],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    try:
+        line = process.stderr.readline()
+        found = re.search(r"at (http://\S+) \(Ctrl-C to stop\)", line)
+        assert found, f"vibes serve said: {line}"
+        # Drained meanwhile, so that a chatty server never blocks on a full pipe.
+        threading.Thread(target=process.stderr.read, daemon=True).start()
+        yield found.group(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        process.stderr.close()

@@ -6,22 +6,17 @@ nothing is written unless asked. `vibes serve` as a process is tested at the end
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import io
 import json
 import re
 import socket
-import subprocess
-import sys
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from checks import one_line_error
+from checks import one_line_error, serving
 
 import vibes
 from vibes.errors import DatabaseOpenError
@@ -287,28 +282,6 @@ def test_collections_of_several_databases(notes, db_path, tmp_path):
 
 
 # -- vibes serve, a real process ---------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def serving(db_path: str, *arguments: str) -> Iterator[str]:
-    """`vibes serve DB --port 0` as a real process; yields the start page's URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vibes", "serve", db_path, "--port", "0", *arguments],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    try:
-        line = process.stderr.readline()
-        found = re.search(r"at (http://\S+) \(Ctrl-C to stop\)", line)
-        assert found, f"vibes serve said: {line}"
-        # Drained meanwhile, so that a chatty server never blocks on a full pipe.
-        threading.Thread(target=process.stderr.read, daemon=True).start()
-        yield found.group(1)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        process.stderr.close()
 
 
 def fetch(url: str) -> tuple[int, object]:
