@@ -316,3 +316,66 @@ def test_vibes_serve_binds_to_this_machine_only_by_default(notes, db_path):
         port = int(start.split(":")[2].split("/")[0])
         with socket.create_connection(("127.0.0.1", port), timeout=10):
             pass
+
+
+# -- concurrent searches share model calls ------------------------------------------------------
+
+
+def test_concurrent_searches_are_answered_in_batches_each_its_own_answer():
+    import threading
+    import time
+
+    from vibes.web.batching import Batcher
+
+    batcher = Batcher(max_batch=4)
+    calls: list[list[str]] = []
+
+    def answer(queries):
+        calls.append(list(queries))
+        time.sleep(0.2)  # while one batch runs, the others queue up
+        if "bad" in queries:
+            raise ValueError("bad query")
+        return [query.upper() for query in queries]
+
+    results: dict[str, object] = {}
+
+    def client(query: str) -> None:
+        try:
+            results[query] = batcher.run("key", query, answer)
+        except ValueError as error:
+            results[query] = error
+
+    assert batcher.run("key", "alone", answer) == "ALONE" and calls == [["alone"]]
+    calls.clear()
+    queries = [f"q{i}" for i in range(9)] + ["bad"]
+    threads = [threading.Thread(target=client, args=(query,)) for query in queries]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.01)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert {q: r for q, r in results.items() if q != "bad"} == {
+        q: q.upper() for q in queries if q != "bad"
+    }
+    assert isinstance(results["bad"], ValueError)  # its error only: the others answered
+    batched = [call for call in calls if len(call) > 1]
+    assert batched and max(len(call) for call in calls) <= 4
+    assert sum(len(call) for call in calls if "bad" not in call) >= 9
+    assert batcher._lanes == {}  # nothing left waiting
+
+
+def test_concurrent_api_requests_get_the_hits_of_lone_ones(notes, db_path):
+    datasette = datasette_for(db_path)
+    texts = ["sleepy cats", "dogs", "tax april", "sourdough", "cats and dogs", "bread"] * 3
+
+    async def together():
+        return await asyncio.gather(
+            *(datasette.client.get("/-/vibes/notes/search.json", params={"q": q}) for q in texts)
+        )
+
+    for text, response in zip(texts, asyncio.run(together())):
+        assert response.status_code == 200
+        alone = notes.similar(text, 10)
+        hits = response.json()
+        assert [hit["id"] for hit in hits] == [match.id for match in alone]
+        assert [hit["score"] for hit in hits] == pytest.approx([m.score for m in alone], abs=1e-6)

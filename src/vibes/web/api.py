@@ -16,6 +16,7 @@ from ..errors import (
     UnknownCollectionError,
     VibesError,
 )
+from .batching import Batcher, options_key
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -254,11 +255,26 @@ def parse_search(params: Params, *, allow_where: bool = True) -> SearchRequest:
     )
 
 
-def run_search(collection: Collection, request: SearchRequest, **extra: Any) -> SearchResults[Any]:
+def run_search(
+    collection: Collection,
+    request: SearchRequest,
+    *,
+    batcher: Batcher | None = None,
+    **extra: Any,
+) -> SearchResults[Any]:
     """The results of ``request`` in ``collection``: one call of the search pipeline,
     exactly as ``vibes similar`` makes it. ``extra`` adds options (the page's snippet
-    marks, say)."""
+    marks, say). With a ``batcher``, a search by text may be answered together with
+    others of the same options arriving at the same time (:mod:`vibes.web.batching`)."""
     options = {**request.options, **extra}
+    query = request.query
+    if batcher is not None and query is not None and isinstance(query.text, str):
+        key = (id(collection.database), collection.id, request.n, options_key(options))
+
+        def answer(queries: Sequence[Query]) -> list[SearchResults[Any]]:
+            return collection.search_many(queries, request.n, **options)
+
+        return batcher.run(key, query, answer)
     if request.expression is not None:
         from ..analysis.arithmetic import expression_search
 

@@ -19,6 +19,7 @@ Every text reaches the page through Jinja's escaping or the DOM's ``textContent`
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sqlite3
@@ -37,6 +38,7 @@ from ...errors import DatabaseOpenError, VibesError
 from ...jsontext import script_json
 from ...sqlfunctions import register
 from .. import api, images
+from ..batching import Batcher
 from . import page
 
 _T = TypeVar("_T")
@@ -46,6 +48,10 @@ _T = TypeVar("_T")
 _EXECUTOR = ThreadPoolExecutor(
     max_workers=min(8, (os.cpu_count() or 1) + 2), thread_name_prefix="vibes-web"
 )
+
+
+#: Concurrent API searches with the same options share one model call.
+_BATCHER = Batcher()
 
 
 async def _in_thread(function: Callable[..., _T], *args: Any) -> _T:
@@ -200,7 +206,9 @@ async def search_json(datasette: Any, request: Any) -> Response:
             request.actor, "execute-sql", name, default=True
         )
         search = api.parse_search(params, allow_where=allow_where)
-        found = await _in_thread(api.run_search, collection, search)
+        found = await _in_thread(
+            functools.partial(api.run_search, collection, search, batcher=_BATCHER)
+        )
     except Exception as error:  # every failure is a JSON error, never a traceback
         return _error(api.error_for(error))
     results = api.results_json(found)

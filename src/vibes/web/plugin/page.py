@@ -154,7 +154,7 @@ def search_context(
             return context
         # Snippets mark the query's words: a search by an item or an expression has none.
         has_words = request.query is not None and isinstance(request.query.text, str)
-        snippets = {"snippets": True, "snippet_marks": MARKS} if has_words else {}
+        snippets: dict[str, Any] = {"snippets": True, "snippet_marks": MARKS} if has_words else {}
         found = api.run_search(collection, request, **snippets)
     except Exception as error:
         problem = api.error_for(error)
