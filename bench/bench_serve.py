@@ -339,9 +339,7 @@ def main() -> None:
     queries = queries_from(pairs, args.queries)
     db = vibes.Database(path, readonly=True)
     collection = db.collection(COLLECTION, create=False)
-    # The model first: onnxruntime imported after usearch crashes (usearch 2.26.6, onnxruntime
-    # 1.31.1), and index_status() opens the index.
-    collection.similar(queries[0], N)
+    collection.similar(queries[0], N)  # the model and the index loaded before any timing
     status = collection.index_status()
     index = (
         f"HNSW index (built automatically at >= {status['auto_index_from']:,} items)"

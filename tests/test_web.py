@@ -310,6 +310,15 @@ def test_vibes_serve_answers_like_vibes_similar(notes, db_path, run):
     one_line_error(run(["serve", "missing.db"]), "No database at missing.db")
 
 
+def test_the_listening_socket_lets_asyncio_turn_nagle_off():
+    from vibes.web.serve import bind
+
+    # asyncio sets TCP_NODELAY only on sockets whose protocol is IPPROTO_TCP; with Nagle's
+    # algorithm on, every answer on a kept-alive connection waits for a delayed ACK.
+    with bind("127.0.0.1", 0) as listener:
+        assert listener.proto == socket.IPPROTO_TCP
+
+
 def test_vibes_serve_binds_to_this_machine_only_by_default(notes, db_path):
     with serving(db_path) as start:
         assert start.startswith("http://127.0.0.1:")
