@@ -13,10 +13,12 @@ import re
 import socket
 import urllib.error
 import urllib.request
+from html import escape as html_escape
 from pathlib import Path
 
 import pytest
 from checks import one_line_error, serving
+from datasette.utils import tilde_encode
 
 import vibes
 from vibes.errors import DatabaseOpenError
@@ -388,3 +390,95 @@ def test_concurrent_api_requests_get_the_hits_of_lone_ones(notes, db_path):
         hits = response.json()
         assert [hit["id"] for hit in hits] == [match.id for match in alone]
         assert [hit["score"] for hit in hits] == pytest.approx([m.score for m in alone], abs=1e-6)
+
+
+# -- answers -----------------------------------------------------------------------------------
+
+
+def test_ask_json_answers_what_vibes_ask_json_prints(notes, db_path, invoke, fake_llm):
+    datasette = datasette_for(db_path)
+    response = get(datasette, "/-/vibes/notes/ask.json", q="cats sleep", min_score="-1", n="3")
+    assert response.status_code == 200, response.text
+    printed = invoke(["ask", "notes", "cats sleep", "--min-score", "-1", "-n", "3", "--json",
+                      "-d", db_path])  # fmt: skip
+    assert printed.exit_code == 0, printed.output
+    assert response.json() == json.loads(printed.stdout)
+    assert response.json()["answer"].startswith("Answer from [")
+    for params, status, message in [
+        ({}, 400, "Give q=QUESTION"),
+        ({"q": "x", "template": "/etc/passwd"}, 400, "Unknown parameter 'template'"),
+        ({"q": "x", "llm": "no-such-llm"}, 400, "no-such-llm"),
+        ({"q": "x", "temperature": "9"}, 400, "temperature must be a number from 0 to 2"),
+    ]:
+        failed = get(datasette, "/-/vibes/notes/ask.json", **params)
+        assert failed.status_code == status, failed.text
+        assert message in failed.json()["error"]
+
+
+def test_the_search_page_asks_and_links_citations_to_sources(notes, db_path, fake_llm):
+    datasette = datasette_for(db_path)
+    page = get(datasette, "/-/vibes/notes", q="cats dogs", ask="1", mode="vector",
+               n="4", min_score="-1", documents="on")  # fmt: skip
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert re.search(r'Answer from (<a href="#source-\d">\[\d\]</a>)+\.', html)
+    assert 'id="source-1"' in html and 'href="/test/embeddings/1,' in html
+    assert "<script>window.hacked" not in html
+    # The API link asks the same question, without the search's own fields.
+    assert "/-/vibes/notes/ask.json?q=cats+dogs&amp;mode=vector&amp;n=4&amp;min_score=-1" in html
+    # Without an LLM to ask, the page says so in one line.
+    nothing = get(datasette, "/-/vibes/notes", q="cats", ask="1", llm="no-such-llm")
+    assert nothing.status_code == 400 and "no-such-llm" in nothing.text
+
+
+def test_stored_clusters_have_a_page_and_name_each_hit(notes, db_path):
+    datasette = datasette_for(db_path)
+    assert get(datasette, "/-/vibes/notes/clusters.json").json() == []
+    assert "No stored clustering yet" in get(datasette, "/-/vibes/notes/clusters").text
+    assert "/clusters" not in get(datasette, "/-/vibes/notes", q="cats").text
+    result = notes.cluster(2, store=True, seed=1)
+    clusters = get(datasette, "/-/vibes/notes/clusters.json").json()
+    assert sorted((c["name"], c["size"]) for c in clusters) == sorted(
+        (c.name, c.size) for c in result.clusters
+    )
+    assert sum(c["size"] for c in clusters) == len(ITEMS)
+    member = clusters[0]["members"][0]
+    assert result.assignments[member["id"]] == clusters[0]["cluster"]
+    assert member["row"].startswith("/test/embeddings/1,")
+    page = get(datasette, "/-/vibes/notes/clusters").text
+    assert all(c.name in page for c in result.clusters if c.name and "<" not in c.name)
+    assert "<script>window.hacked" not in page
+    # Search results say which cluster each hit is in.
+    search = get(datasette, "/-/vibes/notes", q="cats").text
+    assert 'href="/-/vibes/notes/clusters"' in search
+    names = re.findall(r'<span class="vibes-cluster-name">([^<]*)</span>', search)
+    assert len(names) == len(ITEMS) and set(names) <= {html_escape(c.name) for c in result.clusters}
+    assert get(datasette, "/-/vibes/notes/clusters.json", bogus="1").status_code == 400
+    assert get(datasette, "/-/vibes/nope/clusters.json").status_code == 404
+
+
+def test_ask_streams_server_sent_events_as_the_model_writes(notes, db_path, fake_llm, chat):
+    datasette = datasette_for(db_path)
+    params = {"q": "cats sleep", "min_score": "-1", "n": "3"}
+    whole = get(datasette, "/-/vibes/notes/ask.json", **params).json()
+    streamed = get(datasette, "/-/vibes/notes/ask.json", stream="1", **params)
+    assert streamed.status_code == 200
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    events = [
+        (block.split("\n")[0][len("event: ") :], json.loads(block.split("\n")[1][len("data: ") :]))
+        for block in streamed.text.strip().split("\n\n")
+    ]
+    names = [name for name, _ in events]
+    assert names[0] == "sources" and names[-1] == "done"
+    assert names.count("piece") == -(-len(whole["answer"]) // chat.piece_size) > 1
+    assert "".join(data for name, data in events if name == "piece") == whole["answer"]
+    # The sources come first, each with where to find it: its label and its row's page.
+    sent = events[0][1]
+    assert [s["row"] for s in sent] == [f"/test/embeddings/1,{tilde_encode(s['id'])}" for s in sent]
+    assert [{k: v for k, v in s.items() if k not in ("label", "row")} for s in sent] == [
+        {k: v for k, v in s.items() if k != "cited"} for s in whole["sources"]
+    ]
+    assert events[-1][1] == whole
+    # A problem found before the stream starts has a status of its own.
+    refused = get(datasette, "/-/vibes/notes/ask.json", stream="1", q="x", llm="nope")
+    assert refused.status_code == 400 and "nope" in refused.json()["error"]

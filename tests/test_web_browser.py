@@ -1,7 +1,8 @@
 """The search page in a real browser: Debian's Chromium driven by Playwright (never a
 downloaded browser) against `vibes serve` as a real process over a real MiniLM
-collection. A user types a query, reads the results, opens a row and its similar items;
-a hostile item's text shows as text and runs nothing. The search page's screenshot is
+collection. A user types a query, reads the results, asks a question (of a local server
+that answers like OpenAI's chat API), opens a row and its similar items; a hostile
+item's text shows as text and runs nothing. The search page's screenshot is
 kept in $VIBES_TEST_ARTIFACTS (default: test-artifacts/)."""
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.mark.slow
-def test_a_user_searches_opens_a_row_and_nothing_hostile_runs(served, browser, db_path):
+def test_a_user_searches_opens_a_row_and_nothing_hostile_runs(fake_llm, served, browser, db_path):
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
@@ -121,6 +122,21 @@ def test_a_user_searches_opens_a_row_and_nothing_hostile_runs(served, browser, d
     page.press("input[name=q]", "Enter")
     page.wait_for_selector(".vibes-hit")
     assert set(page.locator(".vibes-results .vibes-id").all_text_contents()) == {"tax", "budget"}
+
+    # Ask: the answer's citations lead to its numbered sources.
+    page.locator("input[name=filter]").first.fill("")
+    page.fill("input[name=q]", "cats and kittens")
+    page.click("button[name=ask]")
+    # Streamed: the answer grows as the model writes, then its citations become links.
+    page.wait_for_selector(".vibes-answer[data-done]")
+    assert page.locator(".vibes-answer > .vibes-text").text_content().startswith("Answer from [")
+    assert "ask=1" in page.url  # the address asks again, without the script
+    citation = page.locator(".vibes-answer > .vibes-text a").first
+    number = citation.text_content().strip("[]")
+    citation.click()
+    assert page.url.endswith(f"#source-{number}")
+    assert page.locator(f"#source-{number} .vibes-id").is_visible()
+    assert "cited" in page.locator(f"#source-{number} .vibes-score").text_content()
 
     # Open a row: Datasette's row page, with the item's similar items.
     page.goto(f"{served}/-/vibes/notes?q=kitten+playing")

@@ -6,7 +6,7 @@ the query string's values and writes what it returns."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +26,13 @@ __all__ = [
     "MAX_QUERY_CHARS",
     "MAX_RESULTS",
     "ApiError",
+    "AskRequest",
     "SearchRequest",
     "error_for",
+    "parse_ask",
     "parse_search",
     "results_json",
+    "run_ask",
     "run_search",
 ]
 
@@ -147,6 +150,30 @@ PARAMETERS: dict[str, Callable[[str, str], Any]] = {
 }
 
 
+#: The parameters of a question (``vibes ask``'s options; ``q`` is the question). No
+#: ``system`` or ``template``: a template may name a file, and the server's files are not
+#: the caller's to read.
+ASK_PARAMETERS: dict[str, Callable[[str, str], Any]] = {
+    "q": _text,
+    "llm": _text,
+    "n": _integer(1, 100),
+    "mode": _choice("vector", "text", "hybrid"),
+    "filter": _text,
+    "prefix": _text,
+    "where": _text,
+    "min_score": _number(-1e9, 1e9),
+    "context": _integer(0, 20),
+    "exact": _flag,
+    "rerank": _text,
+    "budget": _integer(1, 1_000_000),
+    "max_tokens": _integer(1, 1_000_000),
+    "temperature": _number(0.0, 2.0),
+    "sources_only": _flag,
+    "stream": _flag,
+    "database": _text,
+}
+
+
 @dataclass
 class SearchRequest:
     """A checked search: what to look for, how many, and the options of
@@ -185,20 +212,17 @@ def _single(params: Params, name: str) -> str | None:
     return values[0]
 
 
-def parse_search(params: Params, *, allow_where: bool = True) -> SearchRequest:
-    """Check the query string of a search and turn it into a :class:`SearchRequest`.
-    Raises :class:`ApiError` (400, or 403 for ``where`` when ``allow_where`` is false)
-    naming the first problem. Names starting with ``_`` are the server's own
-    (``_shape``, cache busters) and are not options."""
-    from ..items import Query
-
-    unknown = sorted(name for name in params if name not in PARAMETERS and name[:1] != "_")
+def _read(
+    params: Params, parameters: dict[str, Callable[[str, str], Any]], allow_where: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """The values of ``parameters`` in ``params``, checked, and the filters."""
+    unknown = sorted(name for name in params if name not in parameters and name[:1] != "_")
     if unknown:
         raise ApiError(
-            400, f"Unknown parameter {unknown[0][:40]!r} (known: {', '.join(PARAMETERS)})"
+            400, f"Unknown parameter {unknown[0][:40]!r} (known: {', '.join(parameters)})"
         )
     values: dict[str, Any] = {}
-    for name, parse in PARAMETERS.items():
+    for name, parse in parameters.items():
         if name == "filter":
             continue
         value = _single(params, name)
@@ -210,6 +234,19 @@ def parse_search(params: Params, *, allow_where: bool = True) -> SearchRequest:
     for expression in filters:
         if len(expression) > MAX_QUERY_CHARS or "\x00" in expression:
             raise ApiError(400, "A filter is too long or holds a NUL character")
+    if "where" in values and not allow_where:
+        raise ApiError(403, "where needs permission to run SQL on this database")
+    return values, filters
+
+
+def parse_search(params: Params, *, allow_where: bool = True) -> SearchRequest:
+    """Check the query string of a search and turn it into a :class:`SearchRequest`.
+    Raises :class:`ApiError` (400, or 403 for ``where`` when ``allow_where`` is false)
+    naming the first problem. Names starting with ``_`` are the server's own
+    (``_shape``, cache busters) and are not options."""
+    from ..items import Query
+
+    values, filters = _read(params, PARAMETERS, allow_where)
     shape = _single(params, "_shape") or "array"
     if shape not in ("array", "object"):
         raise ApiError(400, f"_shape must be array or object, not {shape[:40]!r}")
@@ -226,8 +263,6 @@ def parse_search(params: Params, *, allow_where: bool = True) -> SearchRequest:
         raise ApiError(400, "expr searches by vector: it takes no mode text or hybrid")
     if values.get("fts_syntax") and mode == "vector":
         raise ApiError(400, "fts_syntax applies with mode=text or mode=hybrid")
-    if "where" in values and not allow_where:
-        raise ApiError(403, "where needs permission to run SQL on this database")
     if expression:
         from ..analysis.arithmetic import parse_expression
         from ..analysis.terms import describe_term
@@ -284,6 +319,60 @@ def run_search(
     if request.query is None:
         raise ApiError(400, "Give q=TEXT to search for, id=ITEM or expr=EXPRESSION")
     return collection.search(request.query, request.n, **options)
+
+
+@dataclass
+class AskRequest:
+    """A checked question: its text and the options of :meth:`~vibes.Collection.ask`."""
+
+    question: str
+    options: dict[str, Any] = field(default_factory=dict)
+    database: str | None = None
+    #: Answer as server-sent events, piece by piece (``stream=1``).
+    stream: bool = False
+
+
+def parse_ask(params: Params, *, allow_where: bool = True) -> AskRequest:
+    """Check the query string of a question (``q``, and ``vibes ask``'s options) and turn
+    it into an :class:`AskRequest`; :class:`ApiError` names the first problem."""
+    values, filters = _read(params, ASK_PARAMETERS, allow_where)
+    question = values.pop("q", "")
+    if not question.strip():
+        raise ApiError(400, "Give q=QUESTION to ask")
+    if filters:
+        values["filters"] = filters
+    database = values.pop("database", None)
+    stream = values.pop("stream", False)
+    return AskRequest(question, values, database=database, stream=stream)
+
+
+def run_ask(collection: Collection, request: AskRequest, *, stream: bool = False) -> Any:
+    """The :class:`~vibes.ask.Answer` to ``request``, as ``vibes ask`` gets it; with
+    ``stream``, a :class:`~vibes.ask.StreamingAnswer` to iterate over."""
+    options = dict(request.options)
+    sources_only = options.pop("sources_only", False)
+    if stream and not sources_only:
+        return collection.ask(request.question, stream=True, **options)
+    return collection.ask(request.question, sources_only=sources_only, **options)
+
+
+def answer_events(streaming: Any, stopped: Callable[[], bool]) -> Iterator[tuple[str, Any]]:
+    """A streamed answer as (event, data) pairs: ``sources`` (the numbered sources, at
+    once), ``piece`` (each piece of text as the model writes it), then ``done`` (what
+    ``vibes ask --json`` prints), or ``error`` (``{"error", "status"}``) if the model
+    fails midway. Stops early when ``stopped()`` (the client went away)."""
+    try:
+        yield "sources", [source.to_dict() for source in getattr(streaming, "sources", [])]
+        if hasattr(streaming, "result"):
+            for piece in streaming:
+                if stopped():
+                    return
+                yield "piece", piece
+            streaming = streaming.result()
+        yield "done", streaming.to_dict()
+    except Exception as error:
+        problem = error_for(error)
+        yield "error", {"error": problem.message, "status": problem.status}
 
 
 def results_json(found: Sequence[Any]) -> list[dict[str, Any]]:

@@ -6,6 +6,10 @@
   snippet, metadata, thumbnails and links to the rows);
 - ``/-/vibes/COLLECTION/search.json?q=...`` answers what ``vibes similar`` prints
   (:mod:`vibes.web.api`), errors as 4xx JSON;
+- ``/-/vibes/COLLECTION/ask.json?q=QUESTION`` answers what ``vibes ask --json`` prints
+  (the search page's Ask button shows the same answer with its sources);
+- ``/-/vibes/COLLECTION/clusters`` shows the clustering ``vibes cluster --store`` saved
+  (names, sizes, first members; ``.json`` too), and search results name their cluster;
 - ``/-/vibes/COLLECTION/image?id=ITEM`` is an item's stored image (``--binary`` items),
   ``&size=N`` a thumbnail;
 - each row page of ``embeddings`` shows the item's similar items (its precomputed related
@@ -173,6 +177,16 @@ def _error(error: api.ApiError) -> Response:
     return _json(error.to_dict(), status=error.status)
 
 
+async def _error_page(datasette: Any, request: Any, problem: api.ApiError) -> Response:
+    """An HTML page saying what was wrong, with its status."""
+    return Response.html(
+        await datasette.render_template(
+            "vibes_error.html", {"error": problem.message, "status": problem.status}, request
+        ),
+        status=problem.status,
+    )
+
+
 def _params(request: Any) -> dict[str, list[str]]:
     return {name: request.args.getlist(name) for name in request.args.keys()}
 
@@ -192,6 +206,20 @@ async def _collection_for(
     return name, db, collection
 
 
+async def _searchable(
+    datasette: Any, request: Any, params: dict[str, list[str]]
+) -> tuple[str, Any, bool]:
+    """The request's database name and collection, and whether its actor may give SQL
+    (``where``): only where Datasette lets them run SQL on that database."""
+    name, _, collection = await _collection_for(
+        datasette, request, request.url_vars["collection"], params
+    )
+    allow_where = await datasette.permission_allowed(
+        request.actor, "execute-sql", name, default=True
+    )
+    return name, collection, allow_where
+
+
 # -- routes ------------------------------------------------------------------------------
 
 
@@ -199,12 +227,7 @@ async def search_json(datasette: Any, request: Any) -> Response:
     """``/-/vibes/COLLECTION/search.json``: the hits as ``vibes similar`` prints them."""
     params = _params(request)
     try:
-        name, _, collection = await _collection_for(
-            datasette, request, request.url_vars["collection"], params
-        )
-        allow_where = await datasette.permission_allowed(
-            request.actor, "execute-sql", name, default=True
-        )
+        name, collection, allow_where = await _searchable(datasette, request, params)
         search = api.parse_search(params, allow_where=allow_where)
         found = await _in_thread(
             functools.partial(api.run_search, collection, search, batcher=_BATCHER)
@@ -226,24 +249,84 @@ async def search_json(datasette: Any, request: Any) -> Response:
     return _json(results, headers=headers)
 
 
+async def ask_json(datasette: Any, request: Any, send: Any) -> Response | None:
+    """``/-/vibes/COLLECTION/ask.json?q=QUESTION``: what ``vibes ask --json`` prints;
+    with ``stream=1``, server-sent events as the model writes (see
+    :func:`vibes.web.api.answer_events`)."""
+    params = _params(request)
+    try:
+        name, collection, allow_where = await _searchable(datasette, request, params)
+        question = api.parse_ask(params, allow_where=allow_where)
+        # Retrieval and packing (and a failure to reach the model) happen here, before
+        # a stream starts, so that they answer with a status of their own.
+        answer = await _in_thread(
+            functools.partial(api.run_ask, collection, question, stream=question.stream)
+        )
+    except Exception as error:
+        return _error(api.error_for(error))
+    if not question.stream:
+        return _json(answer.to_dict())
+    # The sources event also says where each source is: its label and its row's page.
+    where = {
+        source.n: {
+            "label": source.label,
+            "row": page.row_url(datasette, name, collection.id, source.id),
+        }
+        for source in answer.sources
+    }
+
+    def located(event: str, data: Any) -> Any:
+        if event == "sources":
+            return [{**source, **where.get(source["n"], {})} for source in data]
+        return data
+
+    await _send_events(send, answer, located)
+    return None
+
+
+async def _send_events(send: Any, answer: Any, located: Callable[[str, Any], Any]) -> None:
+    """Send ``answer``'s events (read on a worker thread) as ``text/event-stream``."""
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue()
+    gone = threading.Event()
+
+    def produce() -> None:
+        try:
+            for event in api.answer_events(answer, gone.is_set):
+                loop.call_soon_threadsafe(events.put_nowait, event)
+        finally:
+            loop.call_soon_threadsafe(events.put_nowait, None)
+
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+            ],
+        }
+    )
+    _EXECUTOR.submit(produce)
+    try:
+        while (event := await events.get()) is not None:
+            name, data = event
+            data = located(name, data)
+            line = f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+            await send({"type": "http.response.body", "body": line.encode(), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        gone.set()  # a client that left stops the model's answer being read
+
+
 async def search_page(datasette: Any, request: Any) -> Response:
     """``/-/vibes/COLLECTION``: the search page."""
     params = _params(request)
     try:
-        name, _, collection = await _collection_for(
-            datasette, request, request.url_vars["collection"], params
-        )
+        name, collection, allow_where = await _searchable(datasette, request, params)
     except Exception as error:
-        problem = api.error_for(error)
-        return Response.html(
-            await datasette.render_template(
-                "vibes_error.html", {"error": problem.message, "status": problem.status}, request
-            ),
-            status=problem.status,
-        )
-    allow_where = await datasette.permission_allowed(
-        request.actor, "execute-sql", name, default=True
-    )
+        return await _error_page(datasette, request, api.error_for(error))
     context = await _in_thread(
         page.search_context, datasette, name, collection, params, allow_where
     )
@@ -282,6 +365,28 @@ async def image(datasette: Any, request: Any) -> Response:
     )
 
 
+async def clusters_page(datasette: Any, request: Any) -> Response:
+    """``/-/vibes/COLLECTION/clusters`` (``.json`` too): the stored clustering."""
+    params = _params(request)
+    as_json = request.url_vars.get("format") == ".json"
+    try:
+        unknown = set(params) - {"database"}
+        if unknown:
+            raise api.ApiError(400, f"Unknown parameter {sorted(unknown)[0][:40]!r}")
+        name, _, collection = await _collection_for(
+            datasette, request, request.url_vars["collection"], params
+        )
+        context = await _in_thread(page.clusters_context, datasette, name, collection)
+    except Exception as error:
+        problem = api.error_for(error)
+        if as_json:
+            return _error(problem)
+        return await _error_page(datasette, request, problem)
+    if as_json:
+        return _json(context["clusters"] or [])
+    return Response.html(await datasette.render_template("vibes_clusters.html", context, request))
+
+
 def _listing(datasette: Any) -> list[dict[str, Any]]:
     """Every database's collections, or why it cannot be read. Runs on a worker thread."""
     found = []
@@ -294,7 +399,7 @@ def _listing(datasette: Any) -> list[dict[str, Any]]:
             for info in db.collections():
                 row = info.to_dict()
                 row["search"] = page.search_url(datasette, name, info.name)
-                row["api"] = page.search_url(datasette, name, info.name, json_api=True)
+                row["api"] = page.search_url(datasette, name, info.name, endpoint="search.json")
                 entry["collections"].append(row)
         except VibesError as error:
             entry["error"] = str(error)
@@ -326,7 +431,9 @@ def register_routes(datasette: Any) -> list[tuple[str, Callable[..., Any]]]:
         (r"^/-/vibes$", collections_page),
         (r"^/-/vibes\.json$", collections_json),
         (r"^/-/vibes/(?P<collection>[^/]+)/search\.json$", search_json),
+        (r"^/-/vibes/(?P<collection>[^/]+)/ask\.json$", ask_json),
         (r"^/-/vibes/(?P<collection>[^/]+)/image$", image),
+        (r"^/-/vibes/(?P<collection>[^/]+)/clusters(?P<format>\.json)?$", clusters_page),
         (r"^/-/vibes/(?P<collection>[^/]+)/?$", search_page),
     ]
 

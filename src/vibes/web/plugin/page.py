@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import re
+import threading
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any
@@ -25,13 +27,13 @@ PANEL_ITEMS = 10
 
 
 def search_url(
-    datasette: Any, database: str, collection: str, *, json_api: bool = False, **params: str
+    datasette: Any, database: str, collection: str, *, endpoint: str = "", **params: str
 ) -> str:
-    """The search page (or API) of ``collection``, naming the database when Datasette
-    serves more than one."""
+    """The search page of ``collection`` (or its ``endpoint``: ``search.json``,
+    ``ask.json``), naming the database when Datasette serves more than one."""
     path = "/-/vibes/" + urllib.parse.quote(collection, safe="")
-    if json_api:
-        path += "/search.json"
+    if endpoint:
+        path += "/" + endpoint
     served = [name for name, db in datasette.databases.items() if db.path and not db.is_memory]
     if len(served) > 1:
         params = {**params, "database": database}
@@ -79,7 +81,12 @@ def _metadata(metadata: dict[str, Any] | None) -> list[tuple[str, str]]:
 
 
 def _hit(
-    datasette: Any, database: str, collection: Any, hit: Match, with_image: set[str]
+    datasette: Any,
+    database: str,
+    collection: Any,
+    hit: Match,
+    with_image: set[str],
+    clusters: dict[str, str],
 ) -> dict[str, Any]:
     lines = f"lines {hit.lines[0]}–{hit.lines[1]}" if hit.lines else ""
     return {
@@ -95,7 +102,73 @@ def _hit(
         "image": image_url(datasette, database, collection.name, hit.id)
         if hit.id in with_image
         else None,
+        "cluster": clusters.get(hit.id),
     }
+
+
+#: Members shown per cluster on the clusters page.
+CLUSTER_MEMBERS = 5
+
+_assignments: dict[tuple[str, int], tuple[int | None, dict[str, int]]] = {}
+_assignments_lock = threading.Lock()
+
+
+def cluster_names(collection: Any) -> dict[str, str]:
+    """Each item's cluster name in the collection's stored clustering (``vibes cluster
+    --store``), or {} without one. Read once per clustering, then kept."""
+    store = collection.database.store
+    clustering = store.clustering(collection.id)
+    if clustering is None:
+        return {}
+    key = (store.location, collection.id)
+    with _assignments_lock:
+        cached = _assignments.get(key)
+        if cached is None or cached[0] != clustering.created:
+            cached = _assignments[key] = (
+                clustering.created,
+                store.cluster_assignments(collection.id),
+            )
+    names = {
+        record.cluster: record.name or f"cluster {record.cluster}" for record in clustering.clusters
+    }
+    return {item: names.get(number, "") for item, number in cached[1].items()}
+
+
+def clusters_context(datasette: Any, database: str, collection: Any) -> dict[str, Any]:
+    """The clusters page: each stored cluster's name, summary, size and first members."""
+    store = collection.database.store
+    clustering = store.clustering(collection.id)
+    context: dict[str, Any] = {
+        "database": database,
+        "collection": collection.name,
+        "search": search_url(datasette, database, collection.name),
+        "clusters": None,
+    }
+    if clustering is None:
+        return context
+    members: dict[int, list[str]] = {}
+    for item, number in sorted(store.cluster_assignments(collection.id).items()):
+        members.setdefault(number, []).append(item)
+    shown = [item for items in members.values() for item in items[:CLUSTER_MEMBERS]]
+    stored = store.get_items(collection.id, shown)
+    context["clusters"] = [
+        {
+            "cluster": record.cluster,
+            "name": record.name or f"cluster {record.cluster}",
+            "summary": record.summary,
+            "size": record.size,
+            "members": [
+                {
+                    "id": item,
+                    "row": row_url(datasette, database, collection.id, item),
+                    "text": _preview(stored[item].content) if item in stored else "",
+                }
+                for item in members.get(record.cluster, [])[:CLUSTER_MEMBERS]
+            ],
+        }
+        for record in sorted(clustering.clusters, key=lambda record: -record.size)
+    ]
+    return context
 
 
 def _images(collection: Any, ids: Sequence[str]) -> set[str]:
@@ -135,12 +208,22 @@ def search_context(
             datasette,
             database,
             collection.name,
-            json_api=True,
-            **{name: values[0] for name, values in params.items() if values and values[0]},
+            endpoint="ask.json" if params.get("ask") else "search.json",
+            **{
+                name: values[0]
+                for name, values in params.items()
+                if values and values[0] and name not in _not_for(bool(params.get("ask")))
+            },
         ),
         "multiple_databases": "database=" in search_url(datasette, database, collection.name),
+        "clusters": search_url(datasette, database, collection.name, endpoint="clusters")
+        if collection.database.store.clustering(collection.id) is not None
+        else None,
         "results": None,
         "documents": None,
+        "answer": None,
+        "ask_url": search_url(datasette, database, collection.name, endpoint="ask.json"),
+        "ask_fields": sorted(api.ASK_PARAMETERS),
         "warnings": [],
         "error": None,
         "status": 200,
@@ -148,6 +231,9 @@ def search_context(
     # Empty fields of the form are not options.
     asked = {name: [v for v in values if v] for name, values in params.items()}
     asked = {name: values for name, values in asked.items() if values}
+    if asked.pop("ask", None) is not None:
+        context["form"]["ask"] = True
+        return _answer(datasette, database, collection, asked, allow_where, context)
     try:
         request = api.parse_search(asked, allow_where=allow_where)
         if request.empty:
@@ -161,6 +247,7 @@ def search_context(
         context["error"], context["status"] = problem.message, problem.status
         return context
     context["warnings"] = list(found.warnings)
+    clusters = cluster_names(collection)
     if request.options.get("documents"):
         ids = [chunk.id for document in found for chunk in document.chunks]
         with_image = _images(collection, ids)
@@ -170,7 +257,7 @@ def search_context(
                 "score": f"{document.score:.4f}",
                 "metadata": _metadata(document.metadata),
                 "chunks": [
-                    _hit(datasette, database, collection, chunk, with_image)
+                    _hit(datasette, database, collection, chunk, with_image, clusters)
                     for chunk in document.chunks
                 ],
             }
@@ -180,9 +267,74 @@ def search_context(
     else:
         with_image = _images(collection, [hit.id for hit in found])
         context["results"] = [
-            _hit(datasette, database, collection, hit, with_image) for hit in found
+            _hit(datasette, database, collection, hit, with_image, clusters) for hit in found
         ]
         context["chunked"] = any(hit.document for hit in found)
+    return context
+
+
+#: A citation in an answer: ``[3]``.
+CITATION = re.compile(r"\[(\d+)\]")
+
+
+def cited_pieces(answer: str) -> list[tuple[str, int | None]]:
+    """``answer`` as (text, None) and (``[n]``, n) pieces, so that the page links each
+    citation to its source after escaping the text."""
+    pieces: list[tuple[str, int | None]] = []
+    position = 0
+    for found in CITATION.finditer(answer):
+        if found.start() > position:
+            pieces.append((answer[position : found.start()], None))
+        pieces.append((found.group(0), int(found.group(1))))
+        position = found.end()
+    if position < len(answer):
+        pieces.append((answer[position:], None))
+    return pieces
+
+
+def _not_for(asking: bool) -> set[str]:
+    """The form's fields that a search (or a question) does not take: the page's one form
+    serves both."""
+    if asking:
+        return {"ask"} | (set(api.PARAMETERS) - set(api.ASK_PARAMETERS))
+    return {"ask"}
+
+
+def _answer(
+    datasette: Any,
+    database: str,
+    collection: Any,
+    params: dict[str, list[str]],
+    allow_where: bool,
+    context: dict[str, Any],
+) -> dict[str, Any]:
+    """The page's context for a question: the answer with its citations linked to the
+    numbered sources, each source linked to its row."""
+    params = {name: values for name, values in params.items() if name not in _not_for(True)}
+    try:
+        found = api.run_ask(collection, api.parse_ask(params, allow_where=allow_where))
+    except Exception as error:
+        problem = api.error_for(error)
+        context["error"], context["status"] = problem.message, problem.status
+        return context
+    cited = set(found.citations)
+    context["warnings"] = list(found.warnings)
+    context["answer"] = {
+        "text": cited_pieces(found.answer) if found.answer is not None else None,
+        "reason": found.reason,
+        "model": found.model,
+        "sources": [
+            {
+                "n": source.n,
+                "label": source.label,
+                "row": row_url(datasette, database, collection.id, source.id),
+                "score": f"{source.score:.4f}",
+                "text": _preview(source.text),
+                "cited": source.n in cited,
+            }
+            for source in found.sources
+        ],
+    }
     return context
 
 
