@@ -54,12 +54,12 @@ def notes(db_path, test_plugin):
 def datasette_for(*paths: str, **metadata):
     """Datasette over ``paths`` as `vibes serve` makes it, or with ``metadata`` as a user's
     own `datasette` would run (the plugin found through its entry point)."""
+    from vibes.web.serve import configured, make_datasette
+
     if metadata:
         from datasette.app import Datasette
 
-        return Datasette(list(paths), metadata=metadata)
-    from vibes.web.serve import make_datasette
-
+        return configured(Datasette, paths, metadata)
     return make_datasette(paths)
 
 
@@ -148,7 +148,7 @@ def test_bad_input_is_a_4xx_json_error_never_a_500(notes, db_path):
         assert body["ok"] is False and message in body["error"], (params, body)
         assert "Traceback" not in response.text
     # Where the instance forbids SQL, `where` (an SQL condition) is forbidden too.
-    locked = datasette_for(db_path, allow_sql=False)
+    locked = datasette_for(db_path, databases={"test": {"allow_sql": False}})
     refused = get(locked, search, q="x", where="1 = 1")
     assert refused.status_code == 403 and "permission" in refused.json()["error"]
     assert get(locked, search, q="x").status_code == 200

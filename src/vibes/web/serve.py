@@ -28,11 +28,19 @@ def make_datasette(paths: Sequence[str | Path], *, write: bool = False, cors: bo
     if not pm.is_registered(plugin):
         # Installed without its entry point (a copied tree, say): register by hand.
         pm.register(plugin, name="vibes")
-    return Datasette(
-        [str(path) for path in paths],
-        metadata={"plugins": {"vibes": {"write": write}}},
-        cors=cors,
-    )
+    return configured(Datasette, paths, {"plugins": {"vibes": {"write": write}}}, cors=cors)
+
+
+def configured(
+    datasette_class: Any, paths: Sequence[str | Path], settings: dict, **options: Any
+) -> Any:
+    """A Datasette with ``settings`` (plugins' configuration, ``allow_sql``...): its
+    configuration in Datasette 1.0, its metadata before (where ``config=`` is refused)."""
+    files = [str(path) for path in paths]
+    try:
+        return datasette_class(files, config=settings, **options)
+    except TypeError:
+        return datasette_class(files, metadata=settings, **options)
 
 
 def check_databases(paths: Sequence[str | Path], *, write: bool) -> None:

@@ -154,16 +154,31 @@ def _collection_name(raw: str) -> str:
     return urllib.parse.unquote(raw)
 
 
+async def _permitted(
+    datasette: Any, actor: Any, action: str, database: str | None = None, table: str | None = None
+) -> bool:
+    """Whether Datasette lets ``actor`` do ``action`` (on the database, or its table):
+    Datasette 1.0's ``allowed``, or 0.6x's ``permission_allowed`` (default allow)."""
+    if hasattr(datasette, "allowed"):
+        from datasette.resources import DatabaseResource, TableResource
+
+        resource: Any = None
+        if table is not None and database is not None:
+            resource = TableResource(database, table)
+        elif database is not None:
+            resource = DatabaseResource(database)
+        return bool(await datasette.allowed(action=action, resource=resource, actor=actor))
+    target: Any = (database, table) if table is not None else database
+    return bool(await datasette.permission_allowed(actor, action, target, default=True))
+
+
 async def _allowed(datasette: Any, request: Any, database: str) -> bool:
     actor = request.actor
-    for action, resource in (
-        ("view-instance", None),
-        ("view-database", database),
-        ("view-table", (database, "embeddings")),
-    ):
-        if not await datasette.permission_allowed(actor, action, resource, default=True):
-            return False
-    return True
+    return (
+        await _permitted(datasette, actor, "view-instance")
+        and await _permitted(datasette, actor, "view-database", database)
+        and await _permitted(datasette, actor, "view-table", database, "embeddings")
+    )
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -214,9 +229,7 @@ async def _searchable(
     name, _, collection = await _collection_for(
         datasette, request, request.url_vars["collection"], params
     )
-    allow_where = await datasette.permission_allowed(
-        request.actor, "execute-sql", name, default=True
-    )
+    allow_where = await _permitted(datasette, request.actor, "execute-sql", name)
     return name, collection, allow_where
 
 
