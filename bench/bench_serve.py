@@ -12,7 +12,9 @@ sampled descriptions, a few needing URL quoting) for ``--seconds``, each request
 exception, or a body that is not a JSON list of 10 hits; there must be none.
 
 Before the load, the API's answers to ``--check`` queries are compared with
-``collection.similar(q, 10)`` computed here on the same file (ids equal, scores to 1e-6).
+``collection.similar(q, 10)`` computed here on the same file (ids and scores equal,
+exactly). The load runs twice: ``vibes serve`` as it starts by default, then with
+``--batch`` (concurrent searches answered together).
 The baseline is those same queries through ``collection.similar(q, 10)`` in this
 process, on one ``vibes.Database`` opened read-only as the server opens it: one thread,
 then ``--clients`` threads sharing it, each for ``--seconds``. Clients, server and
@@ -131,9 +133,9 @@ def search_path(text: str) -> str:
 class Server:
     """``vibes serve PATH --port 0`` as a subprocess, its stderr collected by a thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *options: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "vibes", "serve", str(path), "--port", "0"],
+            [sys.executable, "-m", "vibes", "serve", str(path), "--port", "0", *options],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -231,7 +233,7 @@ def check(server: Server, collection: Any, queries: list[str]) -> list[tuple[str
             )
             continue
         for hit, want in zip(got, expected):
-            if abs(hit["score"] - want["score"]) > 1e-6:
+            if hit["score"] != want["score"]:  # exactly: the same float
                 problems.append((text, f"{hit['id']} score {hit['score']} != {want['score']}"))
             rest = {k: v for k, v in hit.items() if k != "score"}
             if rest != {k: v for k, v in want.items() if k != "score"}:
@@ -351,51 +353,59 @@ def main() -> None:
         f"top {N}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start"
     )
 
-    server = Server(path)
-    try:
-        ready = server.wait_ready(queries[-1])
-        print(f"vibes serve at http://{server.host}:{server.port}: a first search answered "
-              f"{ready:.1f} s after start")  # fmt: skip
-        checked = queries[: args.check]
-        problems = check(server, collection, checked)
-        print(
-            f"correctness: {len(checked) - len({text for text, _ in problems})} of "
-            f"{len(checked)} queries give the same hits as collection.similar"
-        )
-        for text, problem in problems[:10]:
-            print(f"  MISMATCH {text!r}: {problem}")
-        served = server_load(server, queries, args.clients, args.seconds)
-    finally:
-        server.stop()
+    served: dict[str, Run] = {}
+    problems: list[tuple[str, str]] = []
+    stderr_lines: list[str] = []
+    for options in ((), ("--batch",)):
+        server = Server(path, *options)
+        label = " ".join(("vibes serve", *options))
+        try:
+            ready = server.wait_ready(queries[-1])
+            print(f"{label} at http://{server.host}:{server.port}: a first search answered "
+                  f"{ready:.1f} s after start")  # fmt: skip
+            if not options:  # exactly what collection.similar gives, unbatched
+                checked = queries[: args.check]
+                problems = check(server, collection, checked)
+                print(
+                    f"correctness: {len(checked) - len({text for text, _ in problems})} of "
+                    f"{len(checked)} queries give the same hits and scores as "
+                    "collection.similar"
+                )
+                for text, problem in problems[:10]:
+                    print(f"  MISMATCH {text!r}: {problem}")
+            served[label] = server_load(server, queries, args.clients, args.seconds)
+        finally:
+            server.stop()
+        stderr_lines += [line for line in server.lines if not SERVING.search(line)]
     single = in_process_load(collection, queries, 1, args.seconds)
     shared = in_process_load(collection, queries, args.clients, args.seconds)
     db.close()
 
-    rows = [
-        (f"vibes serve, {args.clients} HTTP clients", served),
+    rows = [(f"{label}, {args.clients} HTTP clients", run) for label, run in served.items()]
+    rows += [
         ("in-process similar, 1 thread", single),
         (f"in-process similar, {args.clients} threads", shared),
     ]
-    print(f"\n{args.seconds:g} s each{'':28} req/s   p50 ms   p95 ms   p99 ms   max ms   errors")
+    print(f"\n{args.seconds:g} s each{'':34} req/s   p50 ms   p95 ms   p99 ms   max ms   errors")
     for name, run in rows:
         print(
-            f"  {name:<40} {run.rate:7.1f} {run.percentile(50):8.1f} {run.percentile(95):8.1f} "
+            f"  {name:<46} {run.rate:7.1f} {run.percentile(50):8.1f} {run.percentile(95):8.1f} "
             f"{run.percentile(99):8.1f} {run.percentile(100):8.1f} {sum(run.errors.values()):8d}"
         )
-    for name, base in rows[1:]:
-        print(
-            f"  server / {name}: {served.rate / base.rate:.2f}x req/s, "
-            f"{served.percentile(50) / base.percentile(50):.2f}x p50, "
-            f"{served.percentile(95) / base.percentile(95):.2f}x p95"
-        )
+    for label, run in served.items():
+        for name, base in rows[len(served) :]:
+            print(
+                f"  {label} / {name}: {run.rate / base.rate:.2f}x req/s, "
+                f"{run.percentile(50) / base.percentile(50):.2f}x p50, "
+                f"{run.percentile(95) / base.percentile(95):.2f}x p95"
+            )
     for name, run in rows:
         for error, count in run.errors.most_common(5):
             print(f"  ERROR ({name}) x{count}: {error}")
-    others = [line for line in server.lines if not SERVING.search(line)]
-    if others:
-        print("server's stderr:\n  " + "\n  ".join(others[-20:]))
+    if stderr_lines:
+        print("servers' stderr:\n  " + "\n  ".join(stderr_lines[-20:]))
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
-    if served.errors or problems:
+    if any(run.errors for run in served.values()) or problems:
         sys.exit(1)
 
 

@@ -53,7 +53,8 @@ def notes(db_path, test_plugin):
 
 def datasette_for(*paths: str, **metadata):
     """Datasette over ``paths`` as `vibes serve` makes it, or with ``metadata`` as a user's
-    own `datasette` would run (the plugin found through its entry point)."""
+    own `datasette` would run it (the plugin found through its entry point; asking off
+    unless configured)."""
     from vibes.web.serve import configured, make_datasette
 
     if metadata:
@@ -63,7 +64,7 @@ def datasette_for(*paths: str, **metadata):
     return make_datasette(paths)
 
 
-def get(datasette, path: str, **params):
+def get(datasette, path: str, /, **params):
     async def fetch():
         return await datasette.client.get(path, params=params or None)
 
@@ -376,7 +377,9 @@ def test_concurrent_searches_are_answered_in_batches_each_its_own_answer():
 
 
 def test_concurrent_api_requests_get_the_hits_of_lone_ones(notes, db_path):
-    datasette = datasette_for(db_path)
+    from vibes.web.serve import make_datasette
+
+    datasette = make_datasette([db_path], batch=True)  # vibes serve --batch
     texts = ["sleepy cats", "dogs", "tax april", "sourdough", "cats and dogs", "bread"] * 3
 
     async def together():
@@ -482,3 +485,105 @@ def test_ask_streams_server_sent_events_as_the_model_writes(notes, db_path, fake
     # A problem found before the stream starts has a status of its own.
     refused = get(datasette, "/-/vibes/notes/ask.json", stream="1", q="x", llm="nope")
     assert refused.status_code == 400 and "nope" in refused.json()["error"]
+
+
+# -- what a review found -------------------------------------------------------------------------
+
+
+def test_search_pages_of_several_databases_and_odd_parameters(notes, db_path, tmp_path):
+    other = str(tmp_path / "other.db")
+    vibes.Database(other).collection("notes", "hash").embed("x", "cats elsewhere", store=True)
+    datasette = datasette_for(db_path, other)
+    for params in ({"q": "cats", "database": "other"}, {"q": "cats", "database": "test"}):
+        page = get(datasette, "/-/vibes/notes", **params)
+        assert page.status_code == 200 and 'class="vibes-hit' in page.text, page.text[-500:]
+    elsewhere = get(datasette, "/-/vibes/notes", q="cats", database="other").text
+    assert 'href="/other/embeddings/1,x"' in elsewhere
+    for name in ("collection", "endpoint", "datasette", "params"):
+        odd = get(datasette, "/-/vibes/notes", q="cats", **{name: "x"})
+        assert odd.status_code == 400 and f"Unknown parameter &#39;{name}&#39;" in odd.text
+
+
+def test_cors_reaches_vibes_own_answers(notes, db_path):
+    from vibes.web.serve import make_datasette
+
+    shared = make_datasette([db_path], cors=True)
+    for path in ("/-/vibes/notes/search.json?q=cats", "/-/vibes.json", "/-/vibes/nope/search.json"):
+        response = get(shared, path)
+        assert response.headers["access-control-allow-origin"] == "*", path
+    assert "access-control-allow-origin" not in get(datasette_for(db_path), "/-/vibes.json").headers
+
+
+def image_bytes(mode: str, kind: str, color: int = 0) -> bytes:
+    from PIL import Image
+
+    output = io.BytesIO()
+    Image.new(mode, (300, 200), color).save(output, kind)
+    return output.getvalue()
+
+
+def test_thumbnails_of_every_kind_of_photo_and_nothing_that_only_looks_like_one(
+    db_path, test_plugin
+):
+    from PIL import Image
+
+    photos = vibes.Database(db_path).collection("photos", "hash")
+    photos.embed("cmyk.jpg", image_bytes("CMYK", "JPEG"), store=True)
+    photos.embed("grey16.png", image_bytes("I;16", "PNG", 40000), store=True)
+    photos.embed("palette.gif", image_bytes("P", "GIF"), store=True)
+    photos.embed(
+        "bmw.txt", b"BMW is a car maker from Munich, <script>alert(1)</script>", store=True
+    )
+    datasette = datasette_for(db_path)
+    for item in ("cmyk.jpg", "grey16.png", "palette.gif"):
+        small = get(datasette, "/-/vibes/photos/image", id=item, size="64")
+        assert small.status_code == 200, (item, small.text)
+        assert max(Image.open(io.BytesIO(small.content)).size) == 64
+    grey = Image.open(io.BytesIO(get(datasette, "/-/vibes/photos/image", id="grey16.png",
+                                     size="64").content))  # fmt: skip
+    assert grey.getpixel((0, 0)) == 40000 // 256  # scaled, not clipped to white
+    assert get(datasette, "/-/vibes/photos/image", id="cmyk.jpg", size="²").status_code == 400
+    text = get(datasette, "/-/vibes/photos/image", id="bmw.txt")
+    assert text.status_code == 404 and "no stored image" in text.json()["error"]
+    assert "image?id=bmw.txt" not in get(datasette, "/-/vibes/photos", id="cmyk.jpg").text
+
+
+def test_a_slow_where_is_stopped_and_rerankers_are_only_registered_ones(notes, db_path):
+    datasette = datasette_for(db_path)
+    endless = (
+        "(with recursive c(x) as (select 1 union all select x + 1 from c where x < 300000000) "
+        "select count(*) from c) > 0"
+    )
+    stopped = get(datasette, "/-/vibes/notes/search.json", q="cats", where=endless)
+    assert stopped.status_code == 400 and "took longer than 1 s" in stopped.json()["error"]
+    # The connection is usable again at once.
+    assert get(datasette, "/-/vibes/notes/search.json", q="cats", where="1 = 1").status_code == 200
+    for path in ("/etc", "~", "/root/.ssh"):
+        probed = get(datasette, "/-/vibes/notes/search.json", q="cats", rerank=path)
+        assert probed.status_code == 400
+        assert "registered re-ranker's name here" in probed.json()["error"]
+        assert "root" not in probed.json()["error"].replace(path, "")
+
+
+def test_databases_an_actor_may_not_see_are_passed_over(notes, db_path, tmp_path):
+    hidden = str(tmp_path / "hidden.db")
+    vibes.Database(hidden).collection("secret", "hash").embed("s", "a secret cat", store=True)
+    vibes.Database(hidden).collection("notes", "hash").embed("h", "hidden cats", store=True)
+    # The hidden database first: a search falls through to the one the actor may see.
+    datasette = datasette_for(hidden, db_path, databases={"hidden": {"allow": False}})
+    found = get(datasette, "/-/vibes/notes/search.json", q="cats")
+    assert found.status_code == 200 and "h" not in [hit["id"] for hit in found.json()]
+    secret = get(datasette, "/-/vibes/secret/search.json", q="cats")
+    assert secret.status_code == 404 and "No collection 'secret'" in secret.json()["error"]
+    assert [e["database"] for e in get(datasette, "/-/vibes.json").json()] == ["test"]
+
+
+def test_asking_is_off_in_a_datasette_that_did_not_turn_it_on(notes, db_path, fake_llm):
+    plain = datasette_for(db_path, plugins={"vibes": {}})
+    refused = get(plain, "/-/vibes/notes/ask.json", q="cats")
+    assert refused.status_code == 403 and "Asking is off" in refused.json()["error"]
+    page = get(plain, "/-/vibes/notes", q="cats")
+    assert page.status_code == 200 and 'name="ask"' not in page.text
+    assert get(plain, "/-/vibes/notes", q="cats", ask="1").status_code == 403
+    allowed = datasette_for(db_path, plugins={"vibes": {"ask": True}})
+    assert get(allowed, "/-/vibes/notes/ask.json", q="cats", min_score="-1").status_code == 200

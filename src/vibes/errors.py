@@ -53,3 +53,7 @@ class SettingsError(VibesError):
 
 class UnknownLLMError(VibesError):
     """No chat model (LLM) is known under that name, or none was chosen."""
+
+
+class QueryTimeoutError(VibesError):
+    """A query ran past its time limit and was stopped."""

@@ -26,9 +26,27 @@ from .options import default_database
     "file llm wrote); read-only without it",
 )
 @click.option("--cors", is_flag=True, help="Let pages of other origins call the JSON API")
+@click.option(
+    "--no-ask",
+    is_flag=True,
+    help="No Ask button or ask.json: visitors cannot spend the default LLM",
+)
+@click.option(
+    "--batch",
+    is_flag=True,
+    help="Answer concurrent API searches together: more searches a second under load, "
+    "scores may differ from 'vibes similar' in the last bits of a float",
+)
 @click.option("-o", "--open", "open_browser", is_flag=True, help="Open the page in a browser")
 def serve(
-    databases: tuple[str, ...], host: str, port: int, write: bool, cors: bool, open_browser: bool
+    databases: tuple[str, ...],
+    host: str,
+    port: int,
+    write: bool,
+    cors: bool,
+    no_ask: bool,
+    batch: bool,
+    open_browser: bool,
 ) -> None:
     """Search the collections of DATABASES (default: the default database) in a browser.
 
@@ -44,7 +62,8 @@ def serve(
       vibes serve docs.db
       vibes serve docs.db --port 9000 --open
       curl 'http://127.0.0.1:8001/-/vibes/docs/search.json?q=backups&n=3'
-      vibes serve photos.db notes.db --host 0.0.0.0
+      vibes serve photos.db notes.db --host 0.0.0.0 --no-ask
+      vibes serve docs.db --batch --cors
     """
     from ..web.serve import serve as run
 
@@ -57,4 +76,13 @@ def serve(
 
             webbrowser.open(url)
 
-    run(paths, host=host, port=port, write=write, cors=cors, on_ready=ready)
+    run(
+        paths,
+        host=host,
+        port=port,
+        write=write,
+        cors=cors,
+        ask=not no_ask,
+        batch=batch,
+        on_ready=ready,
+    )

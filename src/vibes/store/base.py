@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -255,6 +255,12 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release every connection."""
+
+    def time_limit(self, seconds: float) -> AbstractContextManager[None]:
+        """Stop this thread's queries that run longer than ``seconds`` inside the block
+        (a caller's ``where``, over the web): they fail with :class:`QueryTimeoutError`.
+        Backends that cannot stop a query run it to the end."""
+        return nullcontext()
 
     @abstractmethod
     def version(self) -> Hashable:

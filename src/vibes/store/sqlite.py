@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import vectors as vector_format
-from ..errors import DatabaseOpenError, FilterError, InputError, StorageError
+from ..errors import (
+    DatabaseOpenError,
+    FilterError,
+    InputError,
+    QueryTimeoutError,
+    StorageError,
+    VibesError,
+)
 from .base import (
     Candidates,
     ChunkRecord,
@@ -584,6 +591,33 @@ class SQLiteStore(Store):
             "VALUES (?, ?, ?)",
             [(migration_set, name, _now_iso()) for name in names],
         )
+
+    @contextmanager
+    def time_limit(self, seconds: float) -> Iterator[None]:
+        if self._memory:
+            yield  # one connection shared by every thread: not this thread's to limit
+            return
+        conn = self.conn
+        deadline = time.monotonic() + seconds
+        stopped: list[bool] = []
+
+        def past_deadline() -> int:
+            if time.monotonic() > deadline:
+                stopped.append(True)
+                return 1  # SQLite stops the statement: "interrupted"
+            return 0
+
+        conn.set_progress_handler(past_deadline, 10_000)
+        try:
+            yield
+        except VibesError:
+            if stopped:
+                raise QueryTimeoutError(
+                    f"The query took longer than {seconds:g} s and was stopped"
+                ) from None
+            raise
+        finally:
+            conn.set_progress_handler(None, 0)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +123,20 @@ def _text(name: str, value: str) -> str:
     return value
 
 
+def _reranker(name: str, value: str) -> str:
+    """A registered re-ranker's name: over the web, not a directory of the server's."""
+    from ..models.registrations import find_reranker, reranker_registrations
+
+    if find_reranker(value) is None:
+        aliases = [entry["alias"] for entry in reranker_registrations()]
+        raise ApiError(
+            400,
+            f"{name} takes a registered re-ranker's name here, not {value[:80]!r} "
+            f"({'registered: ' + ', '.join(aliases) if aliases else 'none is registered'})",
+        )
+    return value
+
+
 #: Each parameter of a search, as ``vibes similar`` names its option (``-c`` is ``q``),
 #: and how its value is read. ``filter`` may be given many times, the others once.
 PARAMETERS: dict[str, Callable[[str, str], Any]] = {
@@ -144,7 +159,7 @@ PARAMETERS: dict[str, Callable[[str, str], Any]] = {
     "depth": _integer(1, 10_000),
     "fts_syntax": _flag,
     "snippets": _flag,
-    "rerank": _text,
+    "rerank": _reranker,
     "rerank_depth": _integer(1, MAX_RESULTS),
     "database": _text,
 }
@@ -164,7 +179,7 @@ ASK_PARAMETERS: dict[str, Callable[[str, str], Any]] = {
     "min_score": _number(-1e9, 1e9),
     "context": _integer(0, 20),
     "exact": _flag,
-    "rerank": _text,
+    "rerank": _reranker,
     "budget": _integer(1, 1_000_000),
     "max_tokens": _integer(1, 1_000_000),
     "temperature": _number(0.0, 2.0),
@@ -290,35 +305,49 @@ def parse_search(params: Params, *, allow_where: bool = True) -> SearchRequest:
     )
 
 
+def _limited(
+    collection: Collection, options: Mapping[str, Any], seconds: float | None
+) -> AbstractContextManager[None]:
+    """A time limit on the caller's own SQL (``where``), as Datasette limits its SQL."""
+    if seconds is None or not options.get("where"):
+        return nullcontext()
+    return collection.database.store.time_limit(seconds)
+
+
 def run_search(
     collection: Collection,
     request: SearchRequest,
     *,
     batcher: Batcher | None = None,
+    time_limit: float | None = None,
     **extra: Any,
 ) -> SearchResults[Any]:
     """The results of ``request`` in ``collection``: one call of the search pipeline,
     exactly as ``vibes similar`` makes it. ``extra`` adds options (the page's snippet
-    marks, say). With a ``batcher``, a search by text may be answered together with
-    others of the same options arriving at the same time (:mod:`vibes.web.batching`)."""
+    marks, say); a ``where`` runs for at most ``time_limit`` seconds. With a ``batcher``,
+    a search by text may be answered together with others of the same options arriving
+    at the same time (:mod:`vibes.web.batching`; scores may then differ from a lone
+    search's in the last bits of a float)."""
     options = {**request.options, **extra}
     query = request.query
     if batcher is not None and query is not None and isinstance(query.text, str):
         key = (id(collection.database), collection.id, request.n, options_key(options))
 
         def answer(queries: Sequence[Query]) -> list[SearchResults[Any]]:
-            return collection.search_many(queries, request.n, **options)
+            with _limited(collection, options, time_limit):
+                return collection.search_many(queries, request.n, **options)
 
         return batcher.run(key, query, answer)
-    if request.expression is not None:
-        from ..analysis.arithmetic import expression_search
+    with _limited(collection, options, time_limit):
+        if request.expression is not None:
+            from ..analysis.arithmetic import expression_search
 
-        return expression_search(
-            collection, request.expression, request.n, keep_terms=request.keep_terms, **options
-        )
-    if request.query is None:
-        raise ApiError(400, "Give q=TEXT to search for, id=ITEM or expr=EXPRESSION")
-    return collection.search(request.query, request.n, **options)
+            return expression_search(
+                collection, request.expression, request.n, keep_terms=request.keep_terms, **options
+            )
+        if request.query is None:
+            raise ApiError(400, "Give q=TEXT to search for, id=ITEM or expr=EXPRESSION")
+        return collection.search(request.query, request.n, **options)
 
 
 @dataclass
@@ -346,14 +375,22 @@ def parse_ask(params: Params, *, allow_where: bool = True) -> AskRequest:
     return AskRequest(question, values, database=database, stream=stream)
 
 
-def run_ask(collection: Collection, request: AskRequest, *, stream: bool = False) -> Any:
+def run_ask(
+    collection: Collection,
+    request: AskRequest,
+    *,
+    stream: bool = False,
+    time_limit: float | None = None,
+) -> Any:
     """The :class:`~vibes.ask.Answer` to ``request``, as ``vibes ask`` gets it; with
-    ``stream``, a :class:`~vibes.ask.StreamingAnswer` to iterate over."""
+    ``stream``, a :class:`~vibes.ask.StreamingAnswer` to iterate over (its passages
+    are found before it returns; a ``where`` runs for at most ``time_limit`` seconds)."""
     options = dict(request.options)
     sources_only = options.pop("sources_only", False)
-    if stream and not sources_only:
-        return collection.ask(request.question, stream=True, **options)
-    return collection.ask(request.question, sources_only=sources_only, **options)
+    with _limited(collection, options, time_limit):
+        if stream and not sources_only:
+            return collection.ask(request.question, stream=True, **options)
+        return collection.ask(request.question, sources_only=sources_only, **options)
 
 
 def answer_events(streaming: Any, stopped: Callable[[], bool]) -> Iterator[tuple[str, Any]]:

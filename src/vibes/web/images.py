@@ -8,7 +8,8 @@ or an HTML blob is not an image here."""
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ItemNotFoundError, VibesError
 
@@ -25,20 +26,41 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "image/jpeg"),
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
-    (b"BM", "image/bmp"),
 )
+#: The sizes of the BMP info headers there are: "BM" alone starts many texts.
+_BMP_HEADERS = {12, 40, 52, 56, 64, 108, 124}
+#: Pillow's names of the formats served, for the check of a whole image.
+_FORMATS = {"PNG", "JPEG", "GIF", "WEBP", "BMP"}
 
 
 def image_type(blob: bytes | None) -> str | None:
-    """The MIME type of ``blob`` when it is an image a page may show, else None."""
+    """The MIME type of ``blob`` when its first bytes are those of an image a page may
+    show, else None."""
     if not blob:
         return None
     if blob[:4] == b"RIFF" and blob[8:12] == b"WEBP":
         return "image/webp"
+    if blob[:2] == b"BM" and len(blob) >= 26:
+        header = int.from_bytes(blob[14:18], "little")
+        return "image/bmp" if header in _BMP_HEADERS else None
     for signature, kind in _SIGNATURES:
         if blob.startswith(signature):
             return kind
     return None
+
+
+def _opened(blob: bytes) -> Any:
+    """``blob`` opened by Pillow, which reads its header: an image of a served format,
+    or :class:`VibesError`."""
+    from PIL import Image
+
+    try:
+        opened = Image.open(io.BytesIO(blob))
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise VibesError(f"The stored image cannot be read: {error}") from None
+    if opened.format not in _FORMATS:
+        raise VibesError(f"The stored image is {opened.format}, not a format served here")
+    return opened
 
 
 def thumbnail(blob: bytes, size: int) -> tuple[bytes, str]:
@@ -47,20 +69,31 @@ def thumbnail(blob: bytes, size: int) -> tuple[bytes, str]:
     (a damaged file, a decompression bomb)."""
     from PIL import Image
 
+    output = io.BytesIO()
     try:
-        with Image.open(io.BytesIO(blob)) as opened:
+        with _opened(blob) as opened:
             # JPEG decodes straight at a reduced scale: a 20-megapixel photo costs little.
             opened.draft("RGB", (size, size))
-            opened.thumbnail((size, size))
-            picture = opened.copy()
+            picture = _displayable(opened)
+        picture.thumbnail((size, size))
+        if picture.mode in ("RGB", "L"):
+            picture.save(output, "JPEG", quality=85)
+            return output.getvalue(), "image/jpeg"
+        picture.save(output, "PNG")
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise VibesError(f"The stored image cannot be read: {error}") from None
-    output = io.BytesIO()
-    if picture.mode in ("RGB", "L"):
-        picture.save(output, "JPEG", quality=85)
-        return output.getvalue(), "image/jpeg"
-    picture.save(output, "PNG")
     return output.getvalue(), "image/png"
+
+
+def _displayable(picture: Any) -> Any:
+    """``picture`` in a mode JPEG or PNG holds (RGB, L, RGBA): CMYK photos and palettes
+    converted, 16-bit greys scaled to 8 bits rather than clipped to white."""
+    if picture.mode in ("RGB", "L", "RGBA"):
+        return picture.copy()
+    if picture.mode.startswith("I"):
+        return picture.convert("I").point(lambda value: value * (1 / 256)).convert("L")
+    transparent = "A" in picture.getbands() or "transparency" in picture.info
+    return picture.convert("RGBA" if transparent else "RGB")
 
 
 def item_image(collection: Collection, item_id: str, size: str | None = None) -> tuple[bytes, str]:
@@ -73,7 +106,9 @@ def item_image(collection: Collection, item_id: str, size: str | None = None) ->
     if kind is None or stored.content_blob is None:
         raise ItemNotFoundError(f"Item {item_id[:200]!r} has no stored image")
     if size is None:
+        with _opened(stored.content_blob):
+            pass  # its bytes begin like an image's: is it one?
         return stored.content_blob, kind
-    if not size.isdigit() or not 16 <= int(size) <= MAX_SIZE:
+    if not re.fullmatch("[0-9]{1,5}", size) or not 16 <= int(size) <= MAX_SIZE:
         raise VibesError(f"size must be a whole number of pixels from 16 to {MAX_SIZE}")
     return thumbnail(stored.content_blob, int(size))

@@ -17,9 +17,19 @@ from ..errors import DatabaseOpenError, VibesError
 __all__ = ["bind", "make_datasette", "serve"]
 
 
-def make_datasette(paths: Sequence[str | Path], *, write: bool = False, cors: bool = False) -> Any:
-    """A Datasette serving ``paths`` with vibes' plugin, read-only unless ``write``:
-    then vibes may keep its indexes of those files up to date while it searches."""
+def make_datasette(
+    paths: Sequence[str | Path],
+    *,
+    write: bool = False,
+    cors: bool = False,
+    ask: bool = True,
+    batch: bool = False,
+) -> Any:
+    """A Datasette serving ``paths`` with vibes' plugin, read-only unless ``write``
+    (then vibes may keep its indexes of those files up to date while it searches).
+    ``ask`` lets visitors ask questions of the default LLM; ``batch`` answers concurrent
+    API searches together (faster; scores may differ from ``vibes similar``'s in the
+    last bits of a float)."""
     from datasette.app import Datasette
     from datasette.plugins import pm
 
@@ -28,7 +38,8 @@ def make_datasette(paths: Sequence[str | Path], *, write: bool = False, cors: bo
     if not pm.is_registered(plugin):
         # Installed without its entry point (a copied tree, say): register by hand.
         pm.register(plugin, name="vibes")
-    return configured(Datasette, paths, {"plugins": {"vibes": {"write": write}}}, cors=cors)
+    settings = {"write": write, "ask": ask, "batch": batch}
+    return configured(Datasette, paths, {"plugins": {"vibes": settings}}, cors=cors)
 
 
 def configured(
@@ -100,15 +111,17 @@ def serve(
     port: int = 8001,
     write: bool = False,
     cors: bool = False,
+    ask: bool = True,
+    batch: bool = False,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve ``paths`` until interrupted. ``on_ready`` gets the start page's URL once the
-    socket listens."""
+    """Serve ``paths`` until interrupted (options as for :func:`make_datasette`).
+    ``on_ready`` gets the start page's URL once the socket listens."""
     import uvicorn
 
     check_databases(paths, write=write)
     listener = bind(host, port)
-    datasette = make_datasette(paths, write=write, cors=cors)
+    datasette = make_datasette(paths, write=write, cors=cors, ask=ask, batch=batch)
     start = url_of(listener) + start_page(datasette)
     # Load the model and the vectors now, so that the first search is as quick as the rest.
     threading.Thread(target=_warm_up, args=(datasette,), daemon=True).start()

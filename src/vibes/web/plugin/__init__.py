@@ -54,7 +54,8 @@ _EXECUTOR = ThreadPoolExecutor(
 )
 
 
-#: Concurrent API searches with the same options share one model call.
+#: With the ``batch`` setting (``vibes serve --batch``), concurrent API searches with the
+#: same options share one model call.
 _BATCHER = Batcher()
 
 
@@ -86,9 +87,21 @@ class _Databases:
 _databases: weakref.WeakKeyDictionary[Any, _Databases] = weakref.WeakKeyDictionary()
 
 
+def _setting(datasette: Any, name: str) -> bool:
+    """A setting of the plugin's configuration (``write``, ``ask``, ``batch``)."""
+    return bool((datasette.plugin_config("vibes") or {}).get(name))
+
+
+def _sql_time_limit(datasette: Any) -> float:
+    """Seconds a caller's SQL (``where``) may run: Datasette's own limit for SQL."""
+    try:
+        return max(float(datasette.setting("sql_time_limit_ms")) / 1000, 0.001)
+    except (TypeError, ValueError):
+        return 1.0
+
+
 def _writable(datasette: Any, name: str) -> bool:
-    config = datasette.plugin_config("vibes") or {}
-    if not config.get("write"):
+    if not _setting(datasette, "write"):
         return False
     try:
         return bool(datasette.get_database(name).is_mutable)
@@ -124,10 +137,13 @@ def _has_collections(path: str) -> bool:
     return {"collections", "embeddings"} <= names
 
 
-def _locate(datasette: Any, collection: str, database: str | None) -> tuple[str, Any, Any]:
+def _locate(
+    datasette: Any, collection: str, database: str | None, visible: set[str] | None = None
+) -> tuple[str, Any, Any]:
     """(database name, vibes Database, Collection) for ``collection``: in ``database``
-    when named, else in the first database that has it. Runs on a worker thread."""
-    files = _files(datasette)
+    when named, else in the first database that has it, among the ``visible`` ones (all
+    when None). Runs on a worker thread."""
+    files = [(name, path) for name, path in _files(datasette) if visible is None or name in visible]
     if database is not None:
         files = [(name, path) for name, path in files if name == database]
         if not files:
@@ -206,19 +222,27 @@ def _params(request: Any) -> dict[str, list[str]]:
     return {name: request.args.getlist(name) for name in request.args.keys()}
 
 
+async def _visible(datasette: Any, request: Any) -> set[str]:
+    """The databases whose embeddings the request's actor may see."""
+    return {name for name, _ in _files(datasette) if await _allowed(datasette, request, name)}
+
+
 async def _collection_for(
     datasette: Any, request: Any, raw: str, params: dict[str, list[str]]
 ) -> tuple[str, Any, Any]:
-    """The request's collection, or :class:`api.ApiError` (404, 403)."""
+    """The request's collection among the databases its actor may see, or
+    :class:`api.ApiError` (404: a collection elsewhere is not told apart from none)."""
     databases = params.get("database") or []
     if len(databases) > 1:
         raise api.ApiError(400, "database was given more than once: give it once")
-    name, db, collection = await _in_thread(
-        _locate, datasette, _collection_name(raw), databases[0] if databases else None
+    visible = await _visible(datasette, request)
+    return await _in_thread(
+        _locate,
+        datasette,
+        _collection_name(raw),
+        databases[0] if databases else None,
+        visible,
     )
-    if not await _allowed(datasette, request, name):
-        raise api.ApiError(403, f"Permission denied: database {name!r}")
-    return name, db, collection
 
 
 async def _searchable(
@@ -243,7 +267,13 @@ async def search_json(datasette: Any, request: Any) -> Response:
         name, collection, allow_where = await _searchable(datasette, request, params)
         search = api.parse_search(params, allow_where=allow_where)
         found = await _in_thread(
-            functools.partial(api.run_search, collection, search, batcher=_BATCHER)
+            functools.partial(
+                api.run_search,
+                collection,
+                search,
+                batcher=_BATCHER if _setting(datasette, "batch") else None,
+                time_limit=_sql_time_limit(datasette),
+            )
         )
     except Exception as error:  # every failure is a JSON error, never a traceback
         return _error(api.error_for(error))
@@ -262,18 +292,26 @@ async def search_json(datasette: Any, request: Any) -> Response:
     return _json(results, headers=headers)
 
 
-async def ask_json(datasette: Any, request: Any, send: Any) -> Response | None:
+async def ask_json(datasette: Any, request: Any, send: Any, receive: Any) -> Response | None:
     """``/-/vibes/COLLECTION/ask.json?q=QUESTION``: what ``vibes ask --json`` prints;
     with ``stream=1``, server-sent events as the model writes (see
     :func:`vibes.web.api.answer_events`)."""
     params = _params(request)
     try:
         name, collection, allow_where = await _searchable(datasette, request, params)
+        if not _setting(datasette, "ask"):
+            raise api.ApiError(403, page.ASK_OFF)
         question = api.parse_ask(params, allow_where=allow_where)
         # Retrieval and packing (and a failure to reach the model) happen here, before
         # a stream starts, so that they answer with a status of their own.
         answer = await _in_thread(
-            functools.partial(api.run_ask, collection, question, stream=question.stream)
+            functools.partial(
+                api.run_ask,
+                collection,
+                question,
+                stream=question.stream,
+                time_limit=_sql_time_limit(datasette),
+            )
         )
     except Exception as error:
         return _error(api.error_for(error))
@@ -293,15 +331,26 @@ async def ask_json(datasette: Any, request: Any, send: Any) -> Response | None:
             return [{**source, **where.get(source["n"], {})} for source in data]
         return data
 
-    await _send_events(send, answer, located)
+    await _send_events(send, receive, answer, located)
     return None
 
 
-async def _send_events(send: Any, answer: Any, located: Callable[[str, Any], Any]) -> None:
-    """Send ``answer``'s events (read on a worker thread) as ``text/event-stream``."""
+async def _send_events(
+    send: Any, receive: Any, answer: Any, located: Callable[[str, Any], Any]
+) -> None:
+    """Send ``answer``'s events (read on a worker thread) as ``text/event-stream``; a
+    client that disconnects stops the model's answer being read (and paid for)."""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue()
     gone = threading.Event()
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+        events.put_nowait(None)
+
+    watcher = asyncio.ensure_future(watch())
 
     def produce() -> None:
         try:
@@ -323,14 +372,16 @@ async def _send_events(send: Any, answer: Any, located: Callable[[str, Any], Any
     )
     _EXECUTOR.submit(produce)
     try:
-        while (event := await events.get()) is not None:
+        while (event := await events.get()) is not None and not gone.is_set():
             name, data = event
             data = located(name, data)
             line = f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
             await send({"type": "http.response.body", "body": line.encode(), "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not gone.is_set():
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
-        gone.set()  # a client that left stops the model's answer being read
+        gone.set()
+        watcher.cancel()
 
 
 async def search_page(datasette: Any, request: Any) -> Response:
@@ -340,9 +391,21 @@ async def search_page(datasette: Any, request: Any) -> Response:
         name, collection, allow_where = await _searchable(datasette, request, params)
     except Exception as error:
         return await _error_page(datasette, request, api.error_for(error))
-    context = await _in_thread(
-        page.search_context, datasette, name, collection, params, allow_where
-    )
+    try:
+        context = await _in_thread(
+            functools.partial(
+                page.search_context,
+                datasette,
+                name,
+                collection,
+                params,
+                allow_where,
+                can_ask=_setting(datasette, "ask"),
+                time_limit=_sql_time_limit(datasette),
+            )
+        )
+    except Exception as error:
+        return await _error_page(datasette, request, api.error_for(error))
     return Response.html(
         await datasette.render_template("vibes_search.html", context, request),
         status=context["status"],
@@ -449,6 +512,41 @@ def register_routes(datasette: Any) -> list[tuple[str, Callable[..., Any]]]:
         (r"^/-/vibes/(?P<collection>[^/]+)/clusters(?P<format>\.json)?$", clusters_page),
         (r"^/-/vibes/(?P<collection>[^/]+)/?$", search_page),
     ]
+
+
+#: What ``--cors`` adds to vibes' own answers, as Datasette adds to its JSON.
+_CORS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-headers", b"Authorization, Content-Type"),
+    (b"access-control-allow-methods", b"GET, HEAD, OPTIONS"),
+    (b"access-control-expose-headers", b"x-vibes-warnings"),
+    (b"access-control-max-age", b"3600"),
+]
+
+
+@hookimpl
+def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
+    """With Datasette's ``cors``, vibes' routes answer pages of other origins too."""
+
+    def wrap(app: Any) -> Any:
+        async def with_cors(scope: Any, receive: Any, send: Any) -> None:
+            path = scope.get("path", "") if scope.get("type") == "http" else ""
+            if not datasette.cors or not path.startswith("/-/vibes"):
+                await app(scope, receive, send)
+                return
+
+            async def send_with_cors(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    names = {name for name, _ in _CORS}
+                    headers = [h for h in message.get("headers", []) if h[0].lower() not in names]
+                    message = {**message, "headers": headers + _CORS}
+                await send(message)
+
+            await app(scope, receive, send_with_cors)
+
+        return with_cors
+
+    return wrap
 
 
 @hookimpl

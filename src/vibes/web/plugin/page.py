@@ -7,13 +7,19 @@ import json
 import re
 import threading
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from datasette.utils import tilde_encode
 
 from ...items import DocumentMatch, Match
 from .. import api, images
+
+#: Why a question is refused where asking is off: it spends the server's LLM.
+ASK_OFF = (
+    "Asking is off on this server: an answer costs its LLM. 'vibes serve' turns it on "
+    "(unless --no-ask); in Datasette, set the vibes plugin's 'ask' to true"
+)
 
 #: Marks around the query's words in snippets: private-use characters no text holds, so
 #: the page can split on them after escaping (the JSON API keeps ``**``).
@@ -27,17 +33,24 @@ PANEL_ITEMS = 10
 
 
 def search_url(
-    datasette: Any, database: str, collection: str, *, endpoint: str = "", **params: str
+    datasette: Any,
+    database: str,
+    collection: str,
+    *,
+    endpoint: str = "",
+    params: Mapping[str, str] | None = None,
 ) -> str:
     """The search page of ``collection`` (or its ``endpoint``: ``search.json``,
-    ``ask.json``), naming the database when Datasette serves more than one."""
+    ``ask.json``) with ``params``, naming the database when Datasette serves more than
+    one."""
     path = "/-/vibes/" + urllib.parse.quote(collection, safe="")
     if endpoint:
         path += "/" + endpoint
+    query_params = {name: value for name, value in (params or {}).items() if name != "database"}
     served = [name for name, db in datasette.databases.items() if db.path and not db.is_memory]
     if len(served) > 1:
-        params = {**params, "database": database}
-    query = urllib.parse.urlencode(params)
+        query_params["database"] = database
+    query = urllib.parse.urlencode(query_params)
     return str(datasette.urls.path(path)) + (f"?{query}" if query else "")
 
 
@@ -93,7 +106,7 @@ def _hit(
         "id": hit.id,
         "score": f"{hit.score:.4f}",
         "row": row_url(datasette, database, collection.id, hit.id),
-        "like": search_url(datasette, database, collection.name, id=hit.id),
+        "like": search_url(datasette, database, collection.name, params={"id": hit.id}),
         "snippet": marked(hit.snippet) if hit.snippet else None,
         "text": _preview(hit.content),
         "metadata": _metadata(hit.metadata),
@@ -183,9 +196,13 @@ def search_context(
     collection: Any,
     params: dict[str, list[str]],
     allow_where: bool,
+    *,
+    can_ask: bool = False,
+    time_limit: float | None = None,
 ) -> dict[str, Any]:
     """The search page's template context: the form as the request filled it, and the
-    results or the problem (``status`` is the HTTP status to answer with)."""
+    results, the answer (``ask``, where ``can_ask``) or the problem (``status`` is the
+    HTTP status to answer with). A ``where`` runs for at most ``time_limit`` seconds."""
     single = {name: (values[0] if values else "") for name, values in params.items()}
     fulltext = collection.fulltext_status().get("state") == "ready"
     context: dict[str, Any] = {
@@ -209,7 +226,7 @@ def search_context(
             database,
             collection.name,
             endpoint="ask.json" if params.get("ask") else "search.json",
-            **{
+            params={
                 name: values[0]
                 for name, values in params.items()
                 if values and values[0] and name not in _not_for(bool(params.get("ask")))
@@ -223,6 +240,7 @@ def search_context(
         "documents": None,
         "answer": None,
         "ask_url": search_url(datasette, database, collection.name, endpoint="ask.json"),
+        "can_ask": can_ask,
         "ask_fields": sorted(api.ASK_PARAMETERS),
         "warnings": [],
         "error": None,
@@ -233,7 +251,10 @@ def search_context(
     asked = {name: values for name, values in asked.items() if values}
     if asked.pop("ask", None) is not None:
         context["form"]["ask"] = True
-        return _answer(datasette, database, collection, asked, allow_where, context)
+        if not can_ask:
+            context["error"], context["status"] = ASK_OFF, 403
+            return context
+        return _answer(datasette, database, collection, asked, allow_where, time_limit, context)
     try:
         request = api.parse_search(asked, allow_where=allow_where)
         if request.empty:
@@ -241,7 +262,7 @@ def search_context(
         # Snippets mark the query's words: a search by an item or an expression has none.
         has_words = request.query is not None and isinstance(request.query.text, str)
         snippets: dict[str, Any] = {"snippets": True, "snippet_marks": MARKS} if has_words else {}
-        found = api.run_search(collection, request, **snippets)
+        found = api.run_search(collection, request, time_limit=time_limit, **snippets)
     except Exception as error:
         problem = api.error_for(error)
         context["error"], context["status"] = problem.message, problem.status
@@ -306,13 +327,15 @@ def _answer(
     collection: Any,
     params: dict[str, list[str]],
     allow_where: bool,
+    time_limit: float | None,
     context: dict[str, Any],
 ) -> dict[str, Any]:
     """The page's context for a question: the answer with its citations linked to the
     numbered sources, each source linked to its row."""
     params = {name: values for name, values in params.items() if name not in _not_for(True)}
     try:
-        found = api.run_ask(collection, api.parse_ask(params, allow_where=allow_where))
+        question = api.parse_ask(params, allow_where=allow_where)
+        found = api.run_ask(collection, question, time_limit=time_limit)
     except Exception as error:
         problem = api.error_for(error)
         context["error"], context["status"] = problem.message, problem.status
@@ -346,7 +369,7 @@ def similar_panel(datasette: Any, database: str, collection: Any, item_id: str) 
 
     panel: dict[str, Any] = {
         "title": f"Similar items in {collection.name}",
-        "search": search_url(datasette, database, collection.name, id=item_id),
+        "search": search_url(datasette, database, collection.name, params={"id": item_id}),
     }
     pairs: list[tuple[str, float]] | None = None
     if collection.database.store.related_state(collection.id) is not None:
