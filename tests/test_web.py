@@ -179,6 +179,11 @@ def test_the_server_writes_nothing_unless_asked(notes, db_path):
     )
     with pytest.raises(DatabaseOpenError, match="run 'vibes collections -d"):
         vibes.Database(plain, readonly=True)
+    # Any other SQLite file says it holds no embeddings.
+    other = Path(db_path).with_name("other.db")
+    sqlite3.connect(other).execute("create table t (x)")
+    with pytest.raises(DatabaseOpenError, match="holds no embeddings: embed something"):
+        vibes.Database(other, readonly=True)
 
 
 def test_search_page_escapes_every_text_and_marks_the_words(notes, db_path):

@@ -541,6 +541,11 @@ class SQLiteStore(Store):
         if self._schema_is_current(conn):
             return  # the common case: two queries and done
         if self._open_readonly:
+            if "embeddings" not in self._schema_names(conn, "table"):
+                raise DatabaseOpenError(
+                    f"Database {self.location} holds no embeddings: embed something into it "
+                    f"first ('vibes embed-multi COLLECTION FILE -d {self.location}')"
+                )
             raise DatabaseOpenError(
                 f"Database {self.location} is opened read-only and lacks vibes' tables "
                 f"(written by llm, or by an older vibes): run 'vibes collections -d "
