@@ -44,6 +44,10 @@ def isolated_home(tmp_path, monkeypatch):
         "LLM_EMBEDDING_MODEL",
     ):
         monkeypatch.delenv(name, raising=False)
+    # Index builds inside the write, so that a test sees the index its write made; the
+    # default, a build in a background process, has tests of its own
+    # (tests/test_index_background.py).
+    monkeypatch.setenv("VIBES_INDEX_BUILD", "inline")
     return home
 
 

@@ -6,6 +6,7 @@ Writing lives in :mod:`vibes.writing`, searching in :mod:`vibes.search`, storage
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -343,9 +344,19 @@ class Collection:
         ``expansion_search``)."""
         import json
 
-        state = self._store.index_state(self.id)
-        current = json.loads(state.params) if state and state.params else {}
-        return self.database.indexes.build(self.record, HNSWParams(**{**current, **params}))
+        from .index import background
+
+        indexes = self.database.indexes
+        directory = indexes.directory
+        build: contextlib.AbstractContextManager[bool]
+        if directory is None or not background.in_background():
+            build = contextlib.nullcontext(True)
+        else:  # after a background build of it, not at the same time
+            build = background.holding(directory, self.id, wait=True)
+        with build:
+            state = self._store.index_state(self.id)
+            current = json.loads(state.params) if state and state.params else {}
+            return indexes.build(self.record, HNSWParams(**{**current, **params}))
 
     def drop_index(self) -> None:
         """Delete the approximate index; searches run exactly until the next build."""

@@ -9,7 +9,9 @@ process searches it without reading every vector.
 from __future__ import annotations
 
 import ctypes
+import inspect
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +49,22 @@ def _usearch_index() -> type[Index]:
 _runtime_loaded = False
 
 
+def _callback(progress: Callable[[int, int], bool]) -> Callable[[int, int], bool]:
+    """``progress`` as usearch accepts it: it checks a callback's annotations, which
+    must be the types themselves (``int, int -> bool``), not the strings this module's
+    postponed annotations make."""
+
+    def call(done: int, total: int) -> bool:
+        return bool(progress(done, total))
+
+    parameter = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(name, parameter, annotation=int) for name in ("done", "total")],
+        return_annotation=bool,
+    )
+    return call
+
+
 @dataclass(frozen=True)
 class HNSWParams:
     """Graph parameters: links per node (M), and search depths when adding and querying."""
@@ -75,6 +93,7 @@ class HNSWIndex:
         distance: str,
         params: HNSWParams = HNSWParams(),
         threads: int = 0,
+        progress: Callable[[int, int], bool] | None = None,
     ) -> HNSWIndex:
         import numpy as np
 
@@ -88,7 +107,12 @@ class HNSWIndex:
             expansion_search=params.expansion_search,
         )
         if len(keys):
-            index.add(np.asarray(keys, dtype=np.uint64), vectors, threads=threads)
+            index.add(
+                np.asarray(keys, dtype=np.uint64),
+                vectors,
+                threads=threads,
+                progress=_callback(progress) if progress is not None else None,
+            )
         return cls(index, distance)
 
     @classmethod

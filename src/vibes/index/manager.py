@@ -193,6 +193,8 @@ class IndexManager:
         self._lock = threading.RLock()
         #: Called with progress messages (index builds); the command line prints them.
         self.notify: Callable[[str], None] | None = None
+        #: Told (items added, items to add) while a graph is built; returns False to stop.
+        self.progress: Callable[[int, int], bool] | None = None
 
     @property
     def directory(self) -> Path | None:
@@ -571,6 +573,7 @@ class IndexManager:
                 target.distance,
                 params,
                 threads=os.cpu_count() or 1,
+                progress=self.progress,
             )
             return self._save(target, hnsw, seq, params, old)
         except BaseException:
@@ -673,14 +676,46 @@ class IndexManager:
         with self._lock:
             self._live.clear()
 
-    def maintain(self, target: CollectionRecord) -> None:
+    def maintain(self, target: CollectionRecord, *, now: bool = False) -> bool:
         """After a write: build the index once the collection is large enough, repair a
-        broken one, or fold a large overlay into a new file."""
-        if self.directory is None:
-            return
+        broken one, or fold a large overlay into a new file. That work is left to a
+        background process (:mod:`vibes.index.background`) unless ``now`` or
+        ``$VIBES_INDEX_BUILD=inline``; returns whether a background build was started."""
+        from . import background
+
+        directory = self.directory
+        if directory is None:
+            return False
         state = self.store.index_state(target.id)
         if state is not None and state.kind == OFF_KIND:
-            return
+            return False
+        if not now and background.in_background() and self.needs_work(target, state):
+            started = background.start(self.store.location, target.name, directory, target.id)
+            if started:
+                self._say(
+                    f"Building the search index of {target.name!r} in the background "
+                    f"(searches stay exact until it is ready; 'vibes index {target.name} "
+                    "--wait' follows it)"
+                )
+            return started
+        self._work(target, state)
+        return False
+
+    def needs_work(self, target: CollectionRecord, state: IndexState | None = None) -> bool:
+        """Whether :meth:`maintain` would build, repair or fold (cheap: no file is read
+        but the open index's header)."""
+        state = state or self.store.index_state(target.id)
+        if state is not None and state.kind == OFF_KIND:
+            return False
+        if state is None:
+            return self.store.count(target.id) >= min_items()
+        live, _problem = self.open(target)
+        return live is None or live.pending > max(
+            COMPACT_MIN_CHANGES, COMPACT_FRACTION * len(live.hnsw)
+        )
+
+    def _work(self, target: CollectionRecord, state: IndexState | None) -> None:
+        """Build, repair or fold now, as the collection needs."""
         if state is None:
             if self.store.count(target.id) >= min_items():
                 self.build(target)
@@ -706,6 +741,8 @@ class IndexManager:
     def status(self, target: CollectionRecord) -> dict[str, Any]:
         """What ``vibes index COLLECTION`` shows. The file is checked (cheaply) before it
         is called usable: usearch opens a file whose header is intact whatever follows."""
+        from . import background
+
         state = self.store.index_state(target.id)
         info: dict[str, Any] = {
             "collection": target.name,
@@ -713,6 +750,10 @@ class IndexManager:
             "distance": target.distance,
             "auto_index_from": min_items(),
         }
+        building = background.running(self.directory, target.id)
+        if building is not None:
+            # A write's build, in another process; searches stay exact until it is saved.
+            info["building"] = building
         if state is None or state.kind == OFF_KIND:
             info["kind"] = "none" if state is None else "off"
             return info
