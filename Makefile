@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python bench/bench_models.py
 	$(BIN)/python bench/bench_fast_models.py
 	$(BIN)/python bench/bench_index.py --sizes 100000,1000000
+	$(BIN)/python bench/bench_index_build.py
 	$(BIN)/python bench/bench_memory.py
 	$(BIN)/python bench/hybrid_study.py
 	$(BIN)/python bench/bench_cluster.py
