@@ -153,6 +153,34 @@ def test_t5_reads_all_but_its_one_special_token(tiny_t5):
     assert "1 of 1 texts are longer than the 23 tokens" in model.take_truncation()
 
 
+def test_each_thread_hears_of_its_own_cuts_only(tiny_t5):
+    # A server's concurrent searches: one query cut, another not. Each thread's report is
+    # its own, however their calls interleave.
+    import threading
+
+    from vibes.models.sentence_transformers import SentenceTransformerModel
+
+    model = SentenceTransformerModel("t5", tiny_t5)
+    model.load()
+    embedded, reports = threading.Barrier(2), {}
+
+    def search(name: str, text: str) -> None:
+        model.embed_batch([text])
+        embedded.wait(timeout=30)  # both have embedded before either takes its report
+        reports[name] = model.take_truncation()
+
+    threads = [
+        threading.Thread(target=search, args=("long", "the dog runs " * 40)),
+        threading.Thread(target=search, args=("short", "a cat")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert reports["short"] is None
+    assert reports["long"] is not None and reports["long"].startswith("1 of 1 texts")
+
+
 def test_a_t5_saved_without_a_length_limit_reads_texts_whole(tiny_t5):
     from sentence_transformers import SentenceTransformer
 

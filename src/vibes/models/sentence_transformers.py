@@ -165,9 +165,10 @@ class SentenceTransformerModel(EmbeddingModel):
         self._path = path
         self._encode_batch_size = encode_batch_size
         self._model: LazyLoaded[Any] = LazyLoaded(self._load)
-        self._lock = threading.Lock()  # guards the truncation counts
-        # Texts seen, texts cut, tokens cut (counted, estimated), characters cut.
-        self._truncation = [0, 0, 0, 0, 0]
+        # Each thread's truncation counts (texts seen, texts cut, tokens cut, counted and
+        # estimated, characters cut): concurrent searches (a web server's) each report
+        # their own cuts, never another's.
+        self._counts = threading.local()
 
     @property
     def path(self) -> Path:
@@ -318,8 +319,7 @@ class SentenceTransformerModel(EmbeddingModel):
         tokenizer = self.load().tokenizer
         limit = self.max_tokens
         if limit is None:  # the model reads every text whole: nothing to count or cut
-            with self._lock:
-                self._truncation[0] += len(texts)
+            self._tally()[0] += len(texts)
             return [None] * len(texts)
         window = (limit + 1) * _CHARS_PER_TOKEN
         cuts: list[int | None] = []
@@ -351,19 +351,25 @@ class SentenceTransformerModel(EmbeddingModel):
             rest = (len(text) - found.tokenized) * density
             estimated_tokens += found.counted - limit + round(rest)
             cuts.append(found.tokenized)
-        with self._lock:
-            self._truncation[0] += len(texts)
-            self._truncation[1] += long
-            self._truncation[2] += exact_tokens
-            self._truncation[3] += estimated_tokens
-            self._truncation[4] += characters
+        counts = self._tally()
+        for position, value in enumerate(
+            (len(texts), long, exact_tokens, estimated_tokens, characters)
+        ):
+            counts[position] += value
         return cuts
 
+    def _tally(self) -> list[int]:
+        """This thread's truncation counts (see ``__init__``)."""
+        counts: list[int] | None = getattr(self._counts, "values", None)
+        if counts is None:
+            counts = self._counts.values = [0, 0, 0, 0, 0]
+        return counts
+
     def take_truncation(self) -> str | None:
-        """What was cut since the last call, as a sentence, or None; resets the count."""
-        with self._lock:
-            total, long, exact, estimated, characters = self._truncation
-            self._truncation = [0, 0, 0, 0, 0]
+        """What was cut since this thread's last call, as a sentence, or None; resets the
+        count."""
+        total, long, exact, estimated, characters = self._tally()
+        self._counts.values = [0, 0, 0, 0, 0]
         if not long:
             return None
         tokens = f"about {exact + estimated:,}" if estimated else f"{exact:,}"
