@@ -121,7 +121,7 @@ def _build_in_background(db: Any, target: Any) -> None:
     directory = db.indexes.directory
     if directory is None:
         return
-    with background.holding(directory, target.id) as mine:
+    with background.holding(directory, target.id, handed=True) as mine:
         if not mine:
             return
         progress = background.Progress(directory, target.id)

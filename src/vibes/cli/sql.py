@@ -48,12 +48,13 @@ def sql(
     from pathlib import Path
 
     from ..sqlfunctions import last_error, register
+    from ..store.sqlite import readonly_uri
 
     path = Path(database)
     if not path.is_file():
         raise click.ClickException(f"No database at {database}")
     try:
-        uri = path.resolve().as_uri() + ("" if write else "?mode=ro")
+        uri = path.resolve().as_uri() if write else readonly_uri(path)
         conn = sqlite3.connect(uri, uri=True, isolation_level=None)
         register(conn, readonly=not write)
         cursor = conn.execute(query, dict(param))

@@ -53,16 +53,31 @@ def _paths(directory: Path, collection_id: int) -> tuple[Path, Path, Path]:
 LOCK_VARIABLE = "VIBES_INDEX_BUILD_LOCK"
 
 
-@contextlib.contextmanager
-def holding(directory: Path, collection_id: int, *, wait: bool = False) -> Iterator[bool]:
-    """Hold the collection's build lock while inside; yields False (and holds nothing)
-    when another process holds it and ``wait`` is false. A build started by a write
-    holds the lock it was handed from the start (no moment when none is held)."""
+def _take(handle: Any, *, wait: bool) -> bool:
+    """Take the lock on the open lock file ``handle``; False when another process holds
+    it and ``wait`` is false."""
     import fcntl
 
-    handed = os.environ.pop(LOCK_VARIABLE, "")
-    if handed.isdigit():
-        with open(int(handed), "a") as handle:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def holding(
+    directory: Path, collection_id: int, *, wait: bool = False, handed: bool = False
+) -> Iterator[bool]:
+    """Hold the collection's build lock while inside; yields False (and holds nothing)
+    when another process holds it and ``wait`` is false. With ``handed`` (the build a
+    write started), the lock the write handed over is held from the start (no moment
+    when none is held), if one was."""
+    import fcntl
+
+    descriptor = os.environ.pop(LOCK_VARIABLE, "") if handed else ""
+    if descriptor.isdigit():
+        with open(int(descriptor), "a") as handle:
             try:
                 yield True
             finally:
@@ -71,9 +86,7 @@ def holding(directory: Path, collection_id: int, *, wait: bool = False) -> Itera
     lock, _, _ = _paths(directory, collection_id)
     directory.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
+        if not _take(handle, wait=wait):
             yield False
             return
         try:
@@ -101,14 +114,10 @@ def start(database: str, collection: str, directory: Path, collection_id: int) -
     """Start a detached ``vibes index COLLECTION --background`` unless a build of the
     collection runs already. Returns whether one was started. The lock is taken here
     and handed to the build, so that from this moment ``vibes index`` sees it running."""
-    import fcntl
-
-    lock, progress, log = _paths(directory, collection_id)
+    lock, _, log = _paths(directory, collection_id)
     directory.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _take(handle, wait=False):
             return False  # a build runs: it will see these changes, or the next write will
         Progress(directory, collection_id)(0, 0, "starting")
         environment = {

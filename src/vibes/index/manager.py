@@ -689,7 +689,14 @@ class IndexManager:
         state = self.store.index_state(target.id)
         if state is not None and state.kind == OFF_KIND:
             return False
-        if not now and background.in_background() and self.needs_work(target, state):
+        work, live = self._work_needed(target, state)
+        if work is None:
+            if state is None:
+                # No index to feed: drop what no other reader of the log needs.
+                with self.store.transaction() as tx:
+                    self.store.prune_log(tx, target.id)
+            return False
+        if not now and background.in_background():
             started = background.start(self.store.location, target.name, directory, target.id)
             if started:
                 self._say(
@@ -698,45 +705,38 @@ class IndexManager:
                     "--wait' follows it)"
                 )
             return started
-        self._work(target, state)
+        # Folding copies the file's vectors and links into the new file: damage no search
+        # has met yet would be copied with them, so check first (cheap).
+        if work == "fold" and live is not None and self.check(target, live) is None:
+            self.compact(target, live)
+            return False
+        if work != "build":
+            self._say(f"Repairing the search index of {target.name!r}")
+        self.build(target)
         return False
 
-    def needs_work(self, target: CollectionRecord, state: IndexState | None = None) -> bool:
+    def needs_work(self, target: CollectionRecord) -> bool:
         """Whether :meth:`maintain` would build, repair or fold (cheap: no file is read
         but the open index's header)."""
-        state = state or self.store.index_state(target.id)
+        state = self.store.index_state(target.id)
         if state is not None and state.kind == OFF_KIND:
             return False
-        if state is None:
-            return self.store.count(target.id) >= min_items()
-        live, _problem = self.open(target)
-        return live is None or live.pending > max(
-            COMPACT_MIN_CHANGES, COMPACT_FRACTION * len(live.hnsw)
-        )
+        return self._work_needed(target, state)[0] is not None
 
-    def _work(self, target: CollectionRecord, state: IndexState | None) -> None:
-        """Build, repair or fold now, as the collection needs."""
+    def _work_needed(
+        self, target: CollectionRecord, state: IndexState | None
+    ) -> tuple[str | None, LiveIndex | None]:
+        """What the collection's index needs: ``"build"`` (it has none and is large
+        enough), ``"repair"`` (its file cannot be used), ``"fold"`` (its overlay grew too
+        large) or None; with the index opened, when it could be."""
         if state is None:
-            if self.store.count(target.id) >= min_items():
-                self.build(target)
-            else:
-                # No index to feed: drop what no other reader of the log needs.
-                with self.store.transaction() as tx:
-                    self.store.prune_log(tx, target.id)
-            return
+            return ("build" if self.store.count(target.id) >= min_items() else None), None
         live, _problem = self.open(target)
         if live is None:
-            self._say(f"Repairing the search index of {target.name!r}")
-            self.build(target)
-            return
+            return "repair", None
         if live.pending > max(COMPACT_MIN_CHANGES, COMPACT_FRACTION * len(live.hnsw)):
-            # Folding copies the file's vectors and links into the new file: damage no
-            # search has met yet would be copied with them, so check first (cheap).
-            if self.check(target, live) is not None:
-                self._say(f"Repairing the search index of {target.name!r}")
-                self.build(target)
-                return
-            self.compact(target, live)
+            return "fold", live
+        return None, live
 
     def status(self, target: CollectionRecord) -> dict[str, Any]:
         """What ``vibes index COLLECTION`` shows. The file is checked (cheaply) before it

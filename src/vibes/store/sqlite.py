@@ -370,6 +370,13 @@ _MAX_PARAMS = 900
 _T = TypeVar("_T")
 
 
+def readonly_uri(path: str | Path) -> str:
+    """The URI that opens the SQLite file at ``path`` read-only (``sqlite3.connect(uri,
+    uri=True)``): no statement through it can change the file. The path is quoted: a
+    '?' or '#' in it would otherwise end the URI early."""
+    return f"file:{urllib.parse.quote(str(Path(path).resolve()))}?mode=ro"
+
+
 def _parts(values: Sequence[_T], size: int = _MAX_PARAMS) -> Iterator[Sequence[_T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -474,9 +481,7 @@ class SQLiteStore(Store):
                 )
         target, uri = self.location, False
         if self._open_readonly:
-            # Quoted: a path holding '?' or '#' would otherwise end the URI early.
-            target = f"file:{urllib.parse.quote(str(Path(self.location).resolve()))}?mode=ro"
-            uri = True
+            target, uri = readonly_uri(self.location), True
         try:
             # isolation_level=None: transactions are explicit (see transaction()).
             conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=uri)
@@ -1586,9 +1591,7 @@ class SQLiteStore(Store):
     ) -> tuple[Iterator[dict[str, Any]], int | None]:
         if self._memory:
             raise InputError("--sql needs a database file, not an in-memory database")
-        # Quoted: a path holding '?' or '#' would otherwise end the URI early.
-        location = urllib.parse.quote(str(Path(self.location).resolve()))
-        conn = sqlite3.connect(f"file:{location}?mode=ro", uri=True)
+        conn = sqlite3.connect(readonly_uri(self.location), uri=True)
         try:
             for alias, path in attach:
                 if not Path(path).is_file():

@@ -7,7 +7,6 @@ from __future__ import annotations
 import socket
 import sys
 import threading
-import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,16 +53,19 @@ def configured(
         return datasette_class(files, metadata=settings, **options)
 
 
-def check_databases(paths: Sequence[str | Path], *, write: bool) -> None:
+def check_databases(paths: Sequence[str | Path], *, write: bool) -> list[str]:
     """Refuse, with one line, a file that is missing or that vibes cannot open (read-only
-    unless ``write``, which adds vibes' tables to a file ``llm`` wrote)."""
+    unless ``write``, which adds vibes' tables to a file ``llm`` wrote); returns the names
+    of their collections."""
     from ..database import Database
 
+    names: list[str] = []
     for path in paths:
         if not Path(path).is_file():
             raise DatabaseOpenError(f"No database at {path}")
-        with Database(path, create=False, readonly=not write):
-            pass
+        with Database(path, create=False, readonly=not write) as opened:
+            names += [info.name for info in opened.collections()]
+    return names
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -90,18 +92,11 @@ def url_of(listener: socket.socket) -> str:
     return f"http://{shown}:{port}"
 
 
-def start_page(datasette: Any) -> str:
+def start_page(collections: Sequence[str]) -> str:
     """Where a user starts: the search page of the only collection, else the list."""
-    from ..database import Database
+    from .plugin.page import collection_path
 
-    names: list[str] = []
-    for name, db in datasette.databases.items():
-        if db.path and not db.is_memory and name != "_internal":
-            with Database(db.path, create=False, readonly=True) as opened:
-                names += [info.name for info in opened.collections()]
-    if len(names) == 1:
-        return "/-/vibes/" + urllib.parse.quote(names[0], safe="")
-    return "/-/vibes"
+    return collection_path(collections[0]) if len(collections) == 1 else "/-/vibes"
 
 
 def serve(
@@ -119,10 +114,10 @@ def serve(
     ``on_ready`` gets the start page's URL once the socket listens."""
     import uvicorn
 
-    check_databases(paths, write=write)
+    collections = check_databases(paths, write=write)
     listener = bind(host, port)
     datasette = make_datasette(paths, write=write, cors=cors, ask=ask, batch=batch)
-    start = url_of(listener) + start_page(datasette)
+    start = url_of(listener) + start_page(collections)
     # Load the model and the vectors now, so that the first search is as quick as the rest.
     threading.Thread(target=_warm_up, args=(datasette,), daemon=True).start()
     if on_ready is not None:

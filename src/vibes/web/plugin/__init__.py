@@ -30,7 +30,7 @@ import sqlite3
 import threading
 import urllib.parse
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -109,15 +109,6 @@ def _writable(datasette: Any, name: str) -> bool:
         return False
 
 
-def _files(datasette: Any) -> list[tuple[str, str]]:
-    """(name, path) of every database file Datasette serves, in its order."""
-    return [
-        (name, db.path)
-        for name, db in datasette.databases.items()
-        if db.path and not db.is_memory and name != "_internal"
-    ]
-
-
 def _vibes_database(datasette: Any, name: str, path: str) -> Any:
     databases = _databases.setdefault(datasette, _Databases())
     return databases.get(name, path, not _writable(datasette, name))
@@ -125,9 +116,10 @@ def _vibes_database(datasette: Any, name: str, path: str) -> Any:
 
 def _has_collections(path: str) -> bool:
     """Whether a file holds the ``collections`` and ``embeddings`` tables (read-only)."""
-    location = urllib.parse.quote(str(os.path.abspath(path)))
+    from ...store.sqlite import readonly_uri
+
     try:
-        conn = sqlite3.connect(f"file:{location}?mode=ro", uri=True)
+        conn = sqlite3.connect(readonly_uri(path), uri=True)
         try:
             names = {row[0] for row in conn.execute("select name from sqlite_master")}
         finally:
@@ -137,21 +129,27 @@ def _has_collections(path: str) -> bool:
     return {"collections", "embeddings"} <= names
 
 
+def _vibes_files(datasette: Any, visible: set[str] | None = None) -> Iterator[tuple[str, str]]:
+    """(name, path) of the database files that hold collections, in Datasette's order,
+    among the ``visible`` ones (all when None)."""
+    for name, path in page.database_files(datasette):
+        if (visible is None or name in visible) and _has_collections(path):
+            yield name, path
+
+
 def _locate(
     datasette: Any, collection: str, database: str | None, visible: set[str] | None = None
 ) -> tuple[str, Any, Any]:
     """(database name, vibes Database, Collection) for ``collection``: in ``database``
     when named, else in the first database that has it, among the ``visible`` ones (all
     when None). Runs on a worker thread."""
-    files = [(name, path) for name, path in _files(datasette) if visible is None or name in visible]
     if database is not None:
-        files = [(name, path) for name, path in files if name == database]
-        if not files:
+        served = dict(page.database_files(datasette))
+        if database not in served or (visible is not None and database not in visible):
             raise api.ApiError(404, f"No database {database[:80]!r} here")
+        visible = {database}
     problems = []
-    for name, path in files:
-        if not _has_collections(path):
-            continue
+    for name, path in _vibes_files(datasette, visible):
         try:
             db = _vibes_database(datasette, name, path)
         except DatabaseOpenError as error:
@@ -164,10 +162,6 @@ def _locate(
         f"No collection {collection[:80]!r} here"
         + (f" ({problems[0]})" if problems else " (see /-/vibes for the collections)"),
     )
-
-
-def _collection_name(raw: str) -> str:
-    return urllib.parse.unquote(raw)
 
 
 async def _permitted(
@@ -224,14 +218,19 @@ def _params(request: Any) -> dict[str, list[str]]:
 
 async def _visible(datasette: Any, request: Any) -> set[str]:
     """The databases whose embeddings the request's actor may see."""
-    return {name for name, _ in _files(datasette) if await _allowed(datasette, request, name)}
+    return {
+        name
+        for name, _ in page.database_files(datasette)
+        if await _allowed(datasette, request, name)
+    }
 
 
 async def _collection_for(
-    datasette: Any, request: Any, raw: str, params: dict[str, list[str]]
+    datasette: Any, request: Any, params: dict[str, list[str]]
 ) -> tuple[str, Any, Any]:
-    """The request's collection among the databases its actor may see, or
-    :class:`api.ApiError` (404: a collection elsewhere is not told apart from none)."""
+    """The request's collection (the route's, percent-decoded) among the databases its
+    actor may see, or :class:`api.ApiError` (404: a collection elsewhere is not told
+    apart from none)."""
     databases = params.get("database") or []
     if len(databases) > 1:
         raise api.ApiError(400, "database was given more than once: give it once")
@@ -239,7 +238,7 @@ async def _collection_for(
     return await _in_thread(
         _locate,
         datasette,
-        _collection_name(raw),
+        urllib.parse.unquote(request.url_vars["collection"]),
         databases[0] if databases else None,
         visible,
     )
@@ -250,9 +249,7 @@ async def _searchable(
 ) -> tuple[str, Any, bool]:
     """The request's database name and collection, and whether its actor may give SQL
     (``where``): only where Datasette lets them run SQL on that database."""
-    name, _, collection = await _collection_for(
-        datasette, request, request.url_vars["collection"], params
-    )
+    name, _, collection = await _collection_for(datasette, request, params)
     allow_where = await _permitted(datasette, request.actor, "execute-sql", name)
     return name, collection, allow_where
 
@@ -389,9 +386,6 @@ async def search_page(datasette: Any, request: Any) -> Response:
     params = _params(request)
     try:
         name, collection, allow_where = await _searchable(datasette, request, params)
-    except Exception as error:
-        return await _error_page(datasette, request, api.error_for(error))
-    try:
         context = await _in_thread(
             functools.partial(
                 page.search_context,
@@ -419,9 +413,7 @@ async def image(datasette: Any, request: Any) -> Response:
         unknown = set(params) - {"id", "size", "database"}
         if unknown:
             raise api.ApiError(400, f"Unknown parameter {sorted(unknown)[0][:40]!r}")
-        _, _, collection = await _collection_for(
-            datasette, request, request.url_vars["collection"], params
-        )
+        _, _, collection = await _collection_for(datasette, request, params)
         item = params.get("id") or [""]
         size = params.get("size") or []
         if len(item) != 1 or len(size) > 1 or not item[0]:
@@ -449,9 +441,7 @@ async def clusters_page(datasette: Any, request: Any) -> Response:
         unknown = set(params) - {"database"}
         if unknown:
             raise api.ApiError(400, f"Unknown parameter {sorted(unknown)[0][:40]!r}")
-        name, _, collection = await _collection_for(
-            datasette, request, request.url_vars["collection"], params
-        )
+        name, _, collection = await _collection_for(datasette, request, params)
         context = await _in_thread(page.clusters_context, datasette, name, collection)
     except Exception as error:
         problem = api.error_for(error)
@@ -466,9 +456,7 @@ async def clusters_page(datasette: Any, request: Any) -> Response:
 def _listing(datasette: Any) -> list[dict[str, Any]]:
     """Every database's collections, or why it cannot be read. Runs on a worker thread."""
     found = []
-    for name, path in _files(datasette):
-        if not _has_collections(path):
-            continue
+    for name, path in _vibes_files(datasette):
         entry: dict[str, Any] = {"database": name, "collections": []}
         try:
             db = _vibes_database(datasette, name, path)
@@ -559,9 +547,7 @@ def warm_up(datasette: Any) -> None:
     first user's search is as quick as the rest."""
     from ...items import Query
 
-    for name, path in _files(datasette):
-        if not _has_collections(path):
-            continue
+    for name, path in _vibes_files(datasette):
         db = _vibes_database(datasette, name, path)
         for info in db.collections():
             if info.count:

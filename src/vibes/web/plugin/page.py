@@ -32,6 +32,20 @@ THUMBNAIL_SIZE = 192
 PANEL_ITEMS = 10
 
 
+def database_files(datasette: Any) -> list[tuple[str, str]]:
+    """(name, path) of every database file Datasette serves, in its order."""
+    return [
+        (name, db.path)
+        for name, db in datasette.databases.items()
+        if db.path and not db.is_memory and name != "_internal"
+    ]
+
+
+def collection_path(collection: str) -> str:
+    """The path of ``collection``'s search page (its name percent-encoded, slashes too)."""
+    return "/-/vibes/" + urllib.parse.quote(collection, safe="")
+
+
 def search_url(
     datasette: Any,
     database: str,
@@ -43,21 +57,20 @@ def search_url(
     """The search page of ``collection`` (or its ``endpoint``: ``search.json``,
     ``ask.json``) with ``params``, naming the database when Datasette serves more than
     one."""
-    path = "/-/vibes/" + urllib.parse.quote(collection, safe="")
+    path = collection_path(collection)
     if endpoint:
         path += "/" + endpoint
     query_params = {name: value for name, value in (params or {}).items() if name != "database"}
-    served = [name for name, db in datasette.databases.items() if db.path and not db.is_memory]
-    if len(served) > 1:
+    if len(database_files(datasette)) > 1:
         query_params["database"] = database
     query = urllib.parse.urlencode(query_params)
     return str(datasette.urls.path(path)) + (f"?{query}" if query else "")
 
 
 def image_url(datasette: Any, database: str, collection: str, item_id: str) -> str:
-    path = "/-/vibes/" + urllib.parse.quote(collection, safe="") + "/image"
-    query = urllib.parse.urlencode({"id": item_id, "size": THUMBNAIL_SIZE, "database": database})
-    return f"{datasette.urls.path(path)}?{query}"
+    """The thumbnail of a stored image."""
+    params = {"id": item_id, "size": str(THUMBNAIL_SIZE)}
+    return search_url(datasette, database, collection, endpoint="image", params=params)
 
 
 def row_url(datasette: Any, database: str, collection_id: int, item_id: str) -> str:
@@ -184,6 +197,12 @@ def clusters_context(datasette: Any, database: str, collection: Any) -> dict[str
     return context
 
 
+def _ticked(value: str) -> bool:
+    """Whether a checkbox of the form reads as ticked (any value but an empty or false
+    one: what parse_search takes as false)."""
+    return value not in ("", "0", "false", "off", "no")
+
+
 def _images(collection: Any, ids: Sequence[str]) -> set[str]:
     """The ids among ``ids`` whose item is a stored image."""
     stored = collection.database.store.get_items(collection.id, list(ids))
@@ -204,23 +223,23 @@ def search_context(
     results, the answer (``ask``, where ``can_ask``) or the problem (``status`` is the
     HTTP status to answer with). A ``where`` runs for at most ``time_limit`` seconds."""
     single = {name: (values[0] if values else "") for name, values in params.items()}
-    fulltext = collection.fulltext_status().get("state") == "ready"
     context: dict[str, Any] = {
         "database": database,
         "collection": collection.name,
         "model": collection.model_id,
         "count": collection.count(),
-        "fulltext": fulltext,
+        # Whether words and both modes can answer (cheap: the state, not its counts).
+        "fulltext": collection.database.fulltext.problem(collection.record) is None,
         "form": {
             "q": single.get("q", ""),
             "id": single.get("id", ""),
             "mode": single.get("mode", "vector"),
             "n": single.get("n", "10"),
             "filters": [value for value in params.get("filter", []) if value],
-            "documents": single.get("documents", "") not in ("", "0", "false", "off", "no"),
-            "exact": single.get("exact", "") not in ("", "0", "false", "off", "no"),
+            "documents": _ticked(single.get("documents", "")),
+            "exact": _ticked(single.get("exact", "")),
         },
-        "action": search_url(datasette, database, collection.name).partition("?")[0],
+        "action": str(datasette.urls.path(collection_path(collection.name))),
         "api": search_url(
             datasette,
             database,
@@ -232,7 +251,7 @@ def search_context(
                 if values and values[0] and name not in _not_for(bool(params.get("ask")))
             },
         ),
-        "multiple_databases": "database=" in search_url(datasette, database, collection.name),
+        "multiple_databases": len(database_files(datasette)) > 1,
         "clusters": search_url(datasette, database, collection.name, endpoint="clusters")
         if collection.database.store.clustering(collection.id) is not None
         else None,
