@@ -38,10 +38,14 @@ def grown(size: int) -> np.ndarray:
     return np.vstack([base, picks + noise])
 
 
-def run(mode: str, matrix: np.ndarray, directory: Path) -> tuple[float, float]:
+def run(
+    mode: str, matrix: np.ndarray, directory: Path, name: str | None = None, **environment: str
+) -> tuple[float, float]:
     """(seconds until the write returned, seconds until the index was ready) in a
-    process of its own, so that each mode starts cold."""
-    path = directory / f"{mode}.db"
+    process of its own, so that each mode starts cold; the database is
+    ``directory/NAME.db`` (NAME defaults to the mode), and ``environment`` is added to
+    the process's. The vectors are read from ``directory/vectors.npy``."""
+    path = directory / f"{name or mode}.db"
     script = f"""
 import os, sys, time, subprocess, numpy as np, vibes
 matrix = np.load({str(directory / "vectors.npy")!r})
@@ -55,9 +59,11 @@ subprocess.run([sys.executable, "-m", "vibes", "index", "c", "--wait", "-d", {st
                capture_output=True, check=True)
 print(returned, time.perf_counter() - start)
 """
-    environment = {**os.environ, "VIBES_INDEX_BUILD": mode}
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=environment
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VIBES_INDEX_BUILD": mode, **environment},
     )
     if done.returncode:
         raise SystemExit(done.stderr[-2000:])

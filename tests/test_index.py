@@ -105,8 +105,10 @@ def test_index_is_built_automatically_above_the_threshold(indexed, invoke, db_pa
         "connectivity": 16,
         "expansion_add": 128,
         "expansion_search": 64,
+        "quantize": "i8",  # the default for cosine collections
     }
     assert status["bytes"] > 0 and status["vector_bytes"] == 400 * DIMENSIONS * 4
+    assert status["scan_bytes"] == 400 * DIMENSIONS
     # Below the threshold, no index.
     small = collection.database.collection("small", model="hash")
     small.embed_multi(items(clustered(50)))

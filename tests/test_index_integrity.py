@@ -22,6 +22,7 @@ import vibes.search.retrievers
 from vibes.index import manager
 from vibes.index.exact import ExactIndex, scores_agree
 from vibes.index.hnsw import HNSWIndex
+from vibes.index.quantize import Quantizer
 
 # The fixtures of test_index, shared: a low index threshold, and 400 indexed vectors.
 small_threshold = test_index.small_threshold
@@ -33,9 +34,11 @@ def lines(output: str) -> list[dict]:
 
 
 def prepared(collection, item_id: str) -> np.ndarray:
-    """An item's vector as the index file holds it."""
+    """An item's vector as the index file holds it (in the file's vector type: int8 by
+    default for these cosine collections)."""
     vector = np.asarray([collection.vector(item_id)], dtype=np.float32)
-    return ExactIndex.prepare(vector, collection.distance)[0]
+    quantizer = Quantizer.from_params(collection.index_state().params, collection.distance)
+    return quantizer.encode(ExactIndex.prepare(vector, collection.distance))[0]
 
 
 def scribble(collection, first: str, count: int, seed: int = 1, *, rot: bool = True) -> None:
@@ -47,9 +50,10 @@ def scribble(collection, first: str, count: int, seed: int = 1, *, rot: bool = T
     file = index_file(collection)
     before = file.stat()
     data = bytearray(file.read_bytes())
-    start = bytes(data).find(prepared(collection, first).tobytes())
-    assert start > 0  # the file holds the vector as stored (float32)
-    end = start + count * DIMENSIONS * 4
+    vector = prepared(collection, first)
+    start = bytes(data).find(vector.tobytes())
+    assert start > 0  # the file holds the vector as stored
+    end = start + count * vector.nbytes
     data[start:end] = np.random.default_rng(seed).integers(0, 256, end - start, np.uint8).tobytes()
     file.write_bytes(bytes(data))
     if rot:

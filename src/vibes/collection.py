@@ -338,12 +338,11 @@ class Collection:
         """The recorded approximate index, or None when the collection never had one."""
         return self._store.index_state(self.id)
 
-    def build_index(self, **params: int) -> IndexState:
+    def build_index(self, **params: int | str) -> IndexState:
         """Build the approximate index from every stored vector now, keeping the current
-        HNSW parameters unless given (``connectivity``, ``expansion_add``,
-        ``expansion_search``)."""
-        import json
-
+        parameters unless given: ``connectivity``, ``expansion_add``, ``expansion_search``,
+        and ``quantize`` (``"f32"``, ``"f16"`` or ``"i8"``: the type the graph and the
+        exact scan keep their vectors in; hits are always scored from float32)."""
         from .index import background
 
         indexes = self.database.indexes
@@ -355,8 +354,8 @@ class Collection:
             build = background.holding(directory, self.id, wait=True)
         with build:
             state = self._store.index_state(self.id)
-            current = json.loads(state.params) if state and state.params else {}
-            return indexes.build(self.record, HNSWParams(**{**current, **params}))
+            chosen = HNSWParams.from_json(state.params if state else None, self.distance, **params)
+            return indexes.build(self.record, chosen)
 
     def drop_index(self) -> None:
         """Delete the approximate index; searches run exactly until the next build."""

@@ -26,6 +26,12 @@ from .options import database_option, open_database, stderr_is_terminal
 @click.option("--connectivity", type=click.IntRange(4, 256), help="HNSW links per node (M)")
 @click.option("--expansion-add", type=click.IntRange(8, 4096), help="HNSW build depth")
 @click.option("--expansion-search", type=click.IntRange(8, 4096), help="HNSW search depth")
+@click.option(
+    "--quantize",
+    type=click.Choice(["f32", "f16", "i8"]),
+    help="Keep the index's vectors (and the exact scan's) as float16 or int8: "
+    "half or a quarter of the memory; hits are still scored from float32",
+)
 @click.option("--wait", is_flag=True, help="Wait for a build running in the background to finish")
 @click.option("--background", is_flag=True, hidden=True, help="Run a write's build (internal)")
 @database_option
@@ -38,6 +44,7 @@ def index(
     connectivity: int | None,
     expansion_add: int | None,
     expansion_search: int | None,
+    quantize: str | None,
     wait: bool,
     background: bool,
     database: str | None,
@@ -61,6 +68,7 @@ def index(
       vibes index docs --wait
       vibes index docs --rebuild
       vibes index docs --rebuild --connectivity 32 --expansion-search 128
+      vibes index docs --rebuild --quantize i8
       vibes index docs --drop
       vibes index docs --fts
       vibes index docs --fts --rebuild --tokenizer 'unicode61 remove_diacritics 2'
@@ -70,17 +78,20 @@ def index(
         raise click.UsageError("Give --rebuild or --drop, not both")
     if tokenizer is not None and not fts:
         raise click.UsageError("--tokenizer applies with --fts")
-    tuning = {
+    tuning: dict[str, int | str] = {
         key: value
         for key, value in (
             ("connectivity", connectivity),
             ("expansion_add", expansion_add),
             ("expansion_search", expansion_search),
+            ("quantize", quantize),
         )
         if value is not None
     }
     if tuning and (not rebuild or fts):
-        raise click.UsageError("HNSW parameters apply with --rebuild (without --fts)")
+        raise click.UsageError(
+            "HNSW parameters and --quantize apply with --rebuild (without --fts)"
+        )
     db = open_database(database)
     target = db.collection(collection, create=False)
     if background:

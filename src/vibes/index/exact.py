@@ -100,7 +100,24 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return top[np.argsort(-scores[top], kind="stable")]
 
 
-class ExactIndex:
+class Positions:
+    """Positions of items by id, in the order of ``ids`` (built on first use)."""
+
+    ids: list[str]
+    _positions: dict[str, int] | None = None
+
+    def position(self, item_id: str) -> int | None:
+        if self._positions is None:
+            self._positions = {item_id: i for i, item_id in enumerate(self.ids)}
+        return self._positions.get(item_id)
+
+    def positions(self, ids: Sequence[str]) -> np.ndarray:
+        """The positions of those of ``ids`` present, in their order."""
+        found = (self.position(item_id) for item_id in ids)
+        return np.fromiter((p for p in found if p is not None), dtype=np.int64)
+
+
+class ExactIndex(Positions):
     """A collection's vectors as one float32 matrix (row-normalised for cosine)."""
 
     def __init__(self, ids: list[str], vectors: np.ndarray, distance: str = "cosine") -> None:
@@ -111,7 +128,6 @@ class ExactIndex:
         self.squared_norms = (
             np.einsum("ij,ij->i", self.matrix, self.matrix) if distance == "euclidean" else None
         )
-        self._positions: dict[str, int] | None = None
 
     @staticmethod
     def prepare(matrix: np.ndarray, distance: str) -> np.ndarray:
@@ -125,15 +141,6 @@ class ExactIndex:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    def position(self, item_id: str) -> int | None:
-        if self._positions is None:
-            self._positions = {item_id: i for i, item_id in enumerate(self.ids)}
-        return self._positions.get(item_id)
-
-    def positions(self, ids: Sequence[str]) -> np.ndarray:
-        found = (self.position(item_id) for item_id in ids)
-        return np.fromiter((p for p in found if p is not None), dtype=np.int64)
 
     def scores(self, queries: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Scores (higher is better) of prepared queries (m, d) against all rows or ``rows``."""

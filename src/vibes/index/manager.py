@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import VibesError
 from ..store.base import Candidates, CollectionRecord, IndexState, Store
 from .hnsw import HNSWParams
+from .quantize import RESCORE_MARGIN, Quantizer
 from .seal import check_seal, make_seal
 
 if TYPE_CHECKING:
@@ -266,7 +267,10 @@ class IndexManager:
                         problem = f"file is damaged ({broken})"
                         self._mark_damaged(state, problem)
                         return None, problem
-                    hnsw = HNSWIndex.open(directory / state.file, target.distance)
+                    quantizer = Quantizer.from_params(state.params, target.distance)
+                    hnsw = HNSWIndex.open(
+                        directory / state.file, target.distance, quantizer=quantizer
+                    )
                     if len(hnsw) != state.size or hnsw.dimensions != state.dimensions:
                         problem = "file does not match its record (corrupt or replaced)"
                 except OSError as error:
@@ -330,6 +334,9 @@ class IndexManager:
         # items rarely come up, and when too few remain the loop asks for more.
         k = math.ceil((n + 10) / fraction * 1.5)
         limit = max(k, 50_000)
+        # A compact graph's order is approximate: candidates beyond n are kept (as the
+        # exact scan keeps them), and re-scoring from the stored vectors picks the n best.
+        keep = n if not live.hnsw.quantizer.compact else 2 * n + RESCORE_MARGIN
         graph: list[list[tuple[int, float]]] = []
         while True:
             if k > EXACT_FRACTION * size:
@@ -342,7 +349,7 @@ class IndexManager:
                     for key, score in zip(keys, scores)
                     if int(key) not in overlay.tombstones
                     and (allowed is None or int(key) in allowed)
-                ][:n]
+                ][:keep]
                 for keys, scores in found
             ]
             if all(len(r) >= n for r in graph):
@@ -364,10 +371,11 @@ class IndexManager:
             for result, extra in zip(hits, delta.search_many(queries, n, rows=rows)):
                 result.extend((item_id, score, None) for item_id, score in extra)
                 result.sort(key=lambda hit: -hit[1])
-                del result[n:]
+                del result[keep:]
         checked, problem = self._verify(live, version, queries, hits)
         if checked is None:
             return None, problem
+        checked = [ranking[:n] for ranking in checked]
         expected = min(n, overlay.count if candidates is None else len(candidates))
         if any(len(ranking) < expected for ranking in checked):
             return None, None  # the graph missed some: an exact search finds them all
@@ -411,9 +419,11 @@ class IndexManager:
             from_graph = np.fromiter((key is not None for _, _, key in result), dtype=bool)
             if from_graph.any():
                 claimed = np.fromiter((score for _, score, _ in result), dtype=np.float64)
+                # What a sound file claims: the exact scores of the vectors as it keeps
+                # them (compact copies, for a quantised graph).
+                query, kept = live.hnsw.expected_scores(queries[i], exact.matrix[rows])
                 agree = (
-                    scores_agree(state.distance, queries[i], exact.matrix[rows], claimed)
-                    | ~from_graph
+                    scores_agree(state.distance, query, kept, claimed) | ~from_graph
                 )  # the delta's hits were scored from stored vectors already
                 if not agree.all():
                     wrong = int(np.argmin(agree))
@@ -471,7 +481,7 @@ class IndexManager:
         checks its own hits."""
         import numpy as np
 
-        from .exact import SCORE_SLACK, SCORE_TOLERANCE, ExactIndex
+        from .exact import SCORE_SLACK, ExactIndex
 
         state = live.state
         assert state.dimensions is not None and state.distance is not None  # as opened
@@ -495,11 +505,15 @@ class IndexManager:
                 live, version, f"it holds items that are not the collection's ({strays[0]!r})"
             )[1]
         expected = ExactIndex.prepare(stored.vectors, state.distance)
+        quantizer = live.hnsw.quantizer
+        kept = quantizer.encode(expected).astype(np.float32)  # as the file keeps them
         saved = live.hnsw.vectors(np.asarray(sample, dtype=np.uint64))
+        # int8 copies may differ by one step where float error tipped a rounding.
+        rtol, atol = {"f32": (1e-4, 1e-6), "f16": (1e-3, 1e-3)}.get(quantizer.dtype, (0, 1))
         for key, vector in zip(sample, saved):
-            want = expected[by_key[key]]
+            want = kept[by_key[key]]
             if vector is None or not np.allclose(
-                vector, want, rtol=1e-4, atol=1e-6 * float(np.linalg.norm(want)) + 1e-12
+                vector, want, rtol=rtol, atol=atol * float(np.linalg.norm(want)) + 1e-12
             ):
                 return self._damage(
                     live, version, f"its vector of item {names[key]!r} is not the stored one"
@@ -532,7 +546,7 @@ class IndexManager:
                 gap = float(np.linalg.norm(vector - query))
             else:
                 gap = float(query @ query - vector @ query)
-            if gap > SCORE_TOLERANCE * scale + SCORE_SLACK:
+            if gap > quantizer.tolerance * scale + SCORE_SLACK:
                 lost += 1
         if lost * 2 > len(probes):
             return self._damage(
@@ -553,7 +567,7 @@ class IndexManager:
         _make_directory(directory)  # before the build: a build can take minutes
         old = self.store.index_state(target.id)
         if params is None:
-            params = HNSWParams(**json.loads(old.params)) if old and old.params else HNSWParams()
+            params = HNSWParams.from_json(old.params if old else None, target.distance)
         # Changes after this number are applied as the overlay, even if the vectors read
         # below already include them: re-applying a change is harmless. Registering as a
         # reader of the log at that number keeps those changes from being pruned meanwhile
@@ -567,13 +581,17 @@ class IndexManager:
             found = self.store.load_matrix(target.id, target.dimensions, with_keys=True)
             self._say(f"Building the search index of {target.name!r} ({len(found):,} items)")
             assert found.keys is not None
+            keys = found.keys
+            prepared = ExactIndex.prepare(found.vectors, target.distance)
+            del found  # the prepared copy is all the build needs (a million rows: 1.5 GB)
             hnsw = HNSWIndex.build(
-                found.keys,
-                ExactIndex.prepare(found.vectors, target.distance),
+                keys,
+                prepared,
                 target.distance,
                 params,
                 threads=os.cpu_count() or 1,
                 progress=self.progress,
+                quantizer=Quantizer.fit(prepared, target.distance, params.quantize),
             )
             return self._save(target, hnsw, seq, params, old)
         except BaseException:
@@ -615,7 +633,7 @@ class IndexManager:
             hnsw.dimensions,
             target.model,
             target.distance,
-            json.dumps(params.to_dict()),
+            json.dumps({**params.to_dict(), **hnsw.quantizer.to_json()}),
             int(time.time()),
             seal,
         )
@@ -643,11 +661,16 @@ class IndexManager:
         # A live index was opened from a recorded file (see _open).
         assert live.state.file is not None and live.state.distance is not None
         overlay = live.overlay  # one consistent overlay, whatever other threads refresh
-        full = HNSWIndex.open(directory / live.state.file, live.state.distance, view=False)
+        full = HNSWIndex.open(
+            directory / live.state.file,
+            live.state.distance,
+            view=False,
+            quantizer=live.hnsw.quantizer,  # new items take the file's scales
+        )
         full.remove(np.fromiter(overlay.tombstones, dtype=np.uint64))
         if overlay.delta is not None and overlay.delta_keys is not None:
             full.add(overlay.delta_keys, overlay.delta.matrix, threads=os.cpu_count() or 1)
-        params = HNSWParams(**json.loads(live.state.params or "{}"))
+        params = HNSWParams.from_json(live.state.params, target.distance)
         return self._save(target, full, overlay.seq, params, live.state)
 
     def drop(self, target: CollectionRecord) -> None:
@@ -764,6 +787,10 @@ class IndexManager:
                 live = None
         path = self.directory / state.file if self.directory and state.file else None
         try:
+            quantizer = Quantizer.from_params(state.params, target.distance)
+        except VibesError:
+            quantizer = Quantizer("f32", target.distance)
+        try:
             size = path.stat().st_size if path and path.is_file() else None
         except OSError:  # unreachable: problem() has said why
             size = None
@@ -779,7 +806,15 @@ class IndexManager:
                 "file": str(path) if path else None,
                 "bytes": size,
                 "vector_bytes": (state.size or 0) * (state.dimensions or 0) * 4,
-                "parameters": json.loads(state.params or "{}"),
+                "quantize": quantizer.dtype,
+                # Memory an exact scan holds (its compact copies when quantised); the
+                # graph's file is memory-mapped, so it takes what it is read of it.
+                "scan_bytes": quantizer.vector_bytes(info["items"], state.dimensions or 0),
+                "parameters": {
+                    key: value
+                    for key, value in json.loads(state.params or "{}").items()
+                    if key != "scales"
+                },
                 "model": state.model,
                 "dimensions": state.dimensions,
                 "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state.built or 0)),

@@ -12,12 +12,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ..index.manager import EXACT_FILTER_LIMIT, IndexManager
-from ..store.base import Candidates, CollectionRecord, Store
+from ..index.quantize import DTYPES
+from ..store.base import Candidates, CollectionRecord, Store, VectorMatrix
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import numpy as np
 
     from ..index.exact import ExactIndex
+    from ..index.scan import QuantizedMatrix
 
 #: (item id, score) pairs, best first.
 Ranking = list[tuple[str, float]]
@@ -52,9 +56,11 @@ class MatrixCache:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.Lock()
-        self._cache: dict[int, tuple[object, ExactIndex]] = {}
+        self._cache: dict[int, tuple[object, ExactIndex | QuantizedMatrix]] = {}
 
-    def get(self, target: CollectionRecord) -> ExactIndex | None:
+    def get(self, target: CollectionRecord) -> ExactIndex | QuantizedMatrix | None:
+        """The collection's vectors for an exact scan: float32, or the compact copies its
+        index is quantised to (``vibes index --quantize``), re-scored from float32."""
         from ..index.exact import ExactIndex
 
         with self._lock:
@@ -63,13 +69,34 @@ class MatrixCache:
             cached = self._cache.get(target.id)
             if cached is not None and cached[0] == version:
                 return cached[1]
+            self._cache.pop(target.id, None)  # free the old copy before reading the new
+            dtype = self.quantized(target)
             found = self.store.load_matrix(target.id, target.dimensions)
             if not found.ids:
-                self._cache.pop(target.id, None)
                 return None
-            index = ExactIndex(found.ids, found.vectors, target.distance)
+            index: ExactIndex | QuantizedMatrix
+            if dtype == "f32":
+                index = ExactIndex(found.ids, found.vectors, target.distance)
+            else:
+                from ..index.scan import QuantizedMatrix
+
+                def fetch(ids: Sequence[str]) -> VectorMatrix:
+                    return self.store.load_matrix(target.id, target.dimensions, ids)
+
+                index = QuantizedMatrix(found.ids, found.vectors, target.distance, dtype, fetch)
+            del found
             self._cache[target.id] = (version, index)
             return index
+
+    def quantized(self, target: CollectionRecord) -> str:
+        """The vector type the collection's index records (``f32`` when it has none)."""
+        import json
+
+        state = self.store.index_state(target.id)
+        if state is None or not state.params:
+            return "f32"
+        dtype = json.loads(state.params).get("quantize", "f32")
+        return dtype if dtype in DTYPES else "f32"
 
     def forget(self, collection_id: int | None = None) -> None:
         """Drop one collection's matrix, or every one."""

@@ -1,0 +1,303 @@
+"""Quantised vectors and index builds at scale: vibes' exact scan and HNSW graph with
+float32, float16 and int8 vectors, against FAISS (IndexFlatIP, IndexHNSWFlat) and
+usearch's defaults on the same vectors, threads and queries, in the same run.
+
+The vectors are the ~63,000 Debian descriptions' MiniLM vectors (``debian.py``), grown
+with noisy copies to ``--size`` (as in bench_index_build.py); the queries are 200 real
+MiniLM vectors of questions (man pages and Google Cloud docs, bench/.cache), so they
+come from another distribution than the items, as a user's queries do. Recall@10 counts
+a hit right when its true score reaches the 10th best (ties are fair).
+
+    python bench/bench_quantized.py                    # 100,000 vectors
+    python bench/bench_quantized.py --size 1000000
+    python bench/bench_quantized.py --size 1000000 --ingest   # + end-to-end ingest
+
+With ``--ingest``: 1M precomputed vectors written through the Python API until their
+index is ready, against sqlite-vec 0.1.9 (through apsw) and Chroma's PersistentClient.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_index_build import grown, run  # noqa: E402
+
+from vibes.index.exact import ExactIndex  # noqa: E402
+from vibes.index.hnsw import HNSWIndex, HNSWParams  # noqa: E402
+from vibes.index.quantize import Quantizer  # noqa: E402
+from vibes.index.scan import QuantizedMatrix  # noqa: E402
+from vibes.store.base import VectorMatrix  # noqa: E402
+
+QUERY_FILES = (
+    "minilm-man-questions-daced6c28e332e74.npy",
+    "minilm-gcloud-questions-72ea3f6ce54e4ecb.npy",
+)
+THREADS = os.cpu_count() or 1
+
+
+def queries() -> np.ndarray:
+    found = [np.load(HERE / ".cache" / name)[:100] for name in QUERY_FILES]
+    matrix = np.vstack(found).astype(np.float32)
+    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+
+class Truth:
+    """Exact scores of every query against every item, for recall@10 with fair ties."""
+
+    def __init__(self, matrix: np.ndarray, queries: np.ndarray, k: int = 10) -> None:
+        self.scores = queries @ matrix.T
+        self.threshold = -np.partition(-self.scores, k - 1, axis=1)[:, k - 1]
+        self.k = k
+
+    def recall(self, found: list[np.ndarray]) -> float:
+        hits = 0
+        for row, positions in enumerate(found):
+            positions = np.asarray(positions, dtype=np.int64)[: self.k]
+            hits += int((self.scores[row, positions] >= self.threshold[row] - 1e-6).sum())
+        return hits / (self.k * len(found))
+
+
+def timed(function: Callable[[int], object], runs: int) -> tuple[float, float]:
+    """(p50, p95) in milliseconds of ``function(i)`` for i in range(runs), after one
+    warm-up call."""
+    function(0)
+    times = []
+    for i in range(runs):
+        start = time.perf_counter()
+        function(i)
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(0.95 * (len(times) - 1))]
+
+
+def exact_scans(matrix: np.ndarray, query: np.ndarray, truth: Truth) -> None:
+    size = len(matrix)
+    print(f"\n== exact scan of {size:,} x {matrix.shape[1]}, one query at a time")
+    print(f"  {'':34} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>10} {'memory MB':>10}")
+    ids = [str(i) for i in range(size)]
+    position = {item_id: i for i, item_id in enumerate(ids)}
+
+    def fetch(wanted):  # the store's role, from memory: the scan alone is timed here
+        rows = [position[w] for w in wanted]
+        return VectorMatrix(list(wanted), matrix[rows], None)
+
+    def row(label: str, search, memory: int) -> float:
+        p50, p95 = timed(lambda i: search(query[i % len(query)][None, :]), 60)
+        found = [search(q[None, :]) for q in query]
+        print(
+            f"  {label:34} {p50:8.1f} {p95:8.1f} {truth.recall(found):10.3f} {memory / 1e6:10.0f}"
+        )
+        return p50
+
+    import faiss
+
+    faiss.omp_set_num_threads(THREADS)
+    flat = faiss.IndexFlatIP(matrix.shape[1])
+    flat.add(matrix)
+    base = row(
+        "FAISS IndexFlatIP (baseline)", lambda q: flat.search(q, 10)[1][0], flat.ntotal * 4 * 384
+    )
+    exact = ExactIndex(ids, matrix, "cosine")
+    f32 = row(
+        "vibes f32 (NumPy BLAS)",
+        lambda q: [position[i] for i, _ in exact.search_many(q, 10)[0]],
+        exact.matrix.nbytes,
+    )
+    results = {}
+    for dtype in ("i8", "f16"):
+        scan = QuantizedMatrix(ids, matrix, "cosine", dtype, fetch)
+        results[dtype] = row(
+            f"vibes {dtype} + float32 re-scoring",
+            lambda q, scan=scan: [position[i] for i, _ in scan.search_many(q, 10)[0]],
+            scan.nbytes,
+        )
+    print(
+        f"  -> i8 is {f32 / results['i8']:.1f}x as fast as f32 and {base / results['i8']:.1f}x "
+        f"FAISS IndexFlatIP; f16 {f32 / results['f16']:.2f}x"
+    )
+
+
+def builds(matrix: np.ndarray, query: np.ndarray, truth: Truth, directory: Path) -> None:
+    size = len(matrix)
+    raw = matrix.nbytes
+    print(f"\n== HNSW build of {size:,} vectors on {THREADS} threads; searches of k=30, re-scored")
+    print(f"  {'':36} {'build s':>8} {'file/raw':>9} {'es':>4} {'p50 ms':>7} {'recall@10':>10}")
+    import faiss
+
+    faiss.omp_set_num_threads(THREADS)
+    start = time.perf_counter()
+    hnsw = faiss.IndexHNSWFlat(matrix.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    hnsw.add(matrix)
+    faiss_build = time.perf_counter() - start
+    faiss.write_index(hnsw, str(directory / "faiss.index"))
+    faiss_bytes = (directory / "faiss.index").stat().st_size
+
+    def rescored(positions: np.ndarray, q: np.ndarray) -> np.ndarray:
+        positions = positions[positions >= 0].astype(np.int64)
+        return positions[np.argsort(-(matrix[positions] @ q))[:10]]
+
+    for depth in (64, 128):
+        hnsw.hnsw.efSearch = depth
+        p50, _ = timed(lambda i: hnsw.search(query[i % len(query)][None, :], 30), 200)
+        found = [rescored(hnsw.search(q[None, :], 30)[1][0], q) for q in query]
+        label = "FAISS HNSWFlat M=32 efC=40 (baseline)" if depth == 64 else ""
+        shown = f"{faiss_build:8.1f} {faiss_bytes / raw:9.2f}" if depth == 64 else " " * 18
+        print(f"  {label:36} {shown} {depth:4} {p50:7.3f} {truth.recall(found):10.3f}")
+    keys = np.arange(size, dtype=np.uint64)
+    for dtype in ("f32", "f16", "i8"):
+        params = HNSWParams(quantize=dtype)
+        start = time.perf_counter()
+        graph = HNSWIndex.build(
+            keys,
+            matrix,
+            "cosine",
+            params,
+            threads=THREADS,
+            quantizer=Quantizer.fit(matrix, "cosine", dtype),
+        )
+        took = time.perf_counter() - start
+        path = directory / f"{dtype}.usearch"
+        graph.save(path)
+        file_bytes = path.stat().st_size
+        graph = HNSWIndex.open(path, "cosine", quantizer=graph.quantizer)
+        label = "vibes f32 = usearch defaults" if dtype == "f32" else f"vibes {dtype}"
+        for depth in (64, 128):
+            graph.set_expansion_search(depth)
+            p50, _ = timed(
+                lambda i, graph=graph: graph.search(query[i % len(query)][None, :], 30), 200
+            )
+            found = [rescored(graph.search(q[None, :], 30)[0][0], q) for q in query]
+            shown = f"{took:8.1f} {file_bytes / raw:9.2f}" if depth == 64 else " " * 18
+            print(
+                f"  {label if depth == 64 else '':36} {shown} {depth:4} {p50:7.3f} "
+                f"{truth.recall(found):10.3f}"
+            )
+        print(f"  {'':36} -> build {faiss_build / took:.2f}x as fast as FAISS")
+        path.unlink()
+
+
+def ingest(matrix: np.ndarray, query: np.ndarray, truth: Truth, directory: Path) -> None:
+    """End to end: rows written and index ready, vibes against sqlite-vec and Chroma."""
+    size = len(matrix)
+    print(f"\n== ingest of {size:,} precomputed vectors, until searchable by an index")
+    np.save(directory / "vectors.npy", matrix)
+    for dtype in ("f32", "i8"):
+        returned, ready = run(
+            "background", matrix, directory, f"ingest-{dtype}", VIBES_INDEX_QUANTIZE=dtype
+        )
+        print(
+            f"  vibes ({dtype} index, built in the background): write returned {returned:.0f} s, "
+            f"index ready {ready:.0f} s ({size / ready:,.0f} vectors/s)"
+        )
+        searched(directory / f"ingest-{dtype}.db", query, truth)
+    sqlite_vec(matrix, directory)
+    chroma(matrix, directory)
+
+
+def searched(path: Path, query: np.ndarray, truth: Truth) -> None:
+    """Searches through the Python API on the ingested database: the whole pipeline."""
+    import vibes
+
+    collection = vibes.Database(path).collection("c")
+    for exact in (False, True):
+        p50, p95 = timed(
+            lambda i, exact=exact: collection.similar_by_vector(
+                query[i % len(query)], 10, exact=exact
+            ),
+            200 if not exact else 40,
+        )
+        found = [
+            [int(m.id[1:]) for m in collection.similar_by_vector(q, 10, exact=exact)] for q in query
+        ]
+        kind = "exact scan" if exact else "index"
+        print(
+            f"    Collection.similar_by_vector, {kind:10}: p50 {p50:.2f} ms, p95 {p95:.2f} ms, "
+            f"recall@10 {truth.recall(found):.3f}"
+        )
+    status = collection.index_status()
+    print(
+        f"    vibes index: file {status['bytes'] / 1e6:.0f} MB on disk, exact scan "
+        f"{status['scan_bytes'] / 1e6:.0f} MB in memory, "
+        f"raw float32 {status['vector_bytes'] / 1e6:.0f} MB"
+    )
+    collection.database.close()
+
+
+def sqlite_vec(matrix: np.ndarray, directory: Path) -> None:
+    try:
+        import apsw
+        import sqlite_vec
+    except ImportError:
+        print("  sqlite-vec: not installed (pip install -e '.[bench]')")
+        return
+    conn = apsw.Connection(str(directory / "vec.db"))
+    conn.enable_load_extension(True)
+    conn.load_extension(sqlite_vec.loadable_path())
+    conn.execute(f"create virtual table items using vec0(embedding float[{matrix.shape[1]}])")
+    start = time.perf_counter()
+    for offset in range(0, len(matrix), 5000):
+        with conn:
+            conn.executemany(
+                "insert into items(rowid, embedding) values (?, ?)",
+                (
+                    (offset + i + 1, v.tobytes())
+                    for i, v in enumerate(matrix[offset : offset + 5000])
+                ),
+            )
+    took = time.perf_counter() - start
+    print(f"  sqlite-vec 0.1.9 (brute force, no index to build): {took:.0f} s")
+
+
+def chroma(matrix: np.ndarray, directory: Path) -> None:
+    try:
+        import chromadb
+    except ImportError:
+        print("  Chroma: not installed (pip install -e '.[bench]')")
+        return
+    client = chromadb.PersistentClient(path=str(directory / "chroma"))
+    collection = client.create_collection("bench", metadata={"hnsw:space": "cosine"})
+    ids = [f"i{i}" for i in range(len(matrix))]
+    start = time.perf_counter()
+    step = 5000
+    for offset in range(0, len(ids), step):
+        collection.add(ids=ids[offset : offset + step], embeddings=matrix[offset : offset + step])
+    took = time.perf_counter() - start
+    print(f"  Chroma PersistentClient (HNSW built as it adds): {took:.0f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--skip-scan", action="store_true")
+    parser.add_argument("--skip-build", action="store_true")
+    parser.add_argument("--ingest", action="store_true", help="also the end-to-end ingest")
+    args = parser.parse_args()
+    matrix = grown(args.size).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    query = queries()
+    print(f"{len(matrix):,} vectors x {matrix.shape[1]}, {len(query)} real queries, {THREADS} CPUs")
+    truth = Truth(matrix, query)
+    with tempfile.TemporaryDirectory() as temporary:
+        directory = Path(temporary)
+        if not args.skip_scan:
+            exact_scans(matrix, query, truth)
+        if not args.skip_build:
+            builds(matrix, query, truth, directory)
+        if args.ingest:
+            ingest(matrix, query, truth, directory)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Compact copies of a collection's vectors: float16 or int8 instead of float32.
+
+The graph (:mod:`vibes.index.hnsw`) and the exact scan (:mod:`vibes.index.scan`) can
+hold their vectors in 2 or 1 bytes a dimension instead of 4, which halves or quarters the
+memory they take and the bytes a search reads. Whatever finds the candidates, the final
+hits are always scored again from the stored float32 vectors, so the scores a search
+returns are exact; quantisation can only change which items reach that last step, and
+asking for a few more candidates than needed keeps that from happening in practice
+(bench/bench_quantized.py measures it).
+
+int8 scales each dimension to the range -127..127 by the largest magnitude it holds in
+the collection (cosine and dot distances, whose ranking a per-dimension scale preserves
+when the query is divided by the same scales), or scales every dimension alike
+(euclidean distance, which per-dimension scales would distort). Items added later whose
+values exceed that range are clipped: they are still found (their stored vectors decide
+their scores), only a little less precisely, until the next rebuild fits the scales again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import VibesError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: The kinds of vector an index can hold, as ``vibes index --quantize`` names them.
+DTYPES = ("f32", "f16", "i8")
+#: The largest magnitude an int8 component takes (-127..127, symmetric).
+INT8_PEAK = 127.0
+#: Candidates a compact search re-scores from float32, beyond twice the hits asked for.
+RESCORE_MARGIN = 100
+
+
+def check_dtype(dtype: str) -> str:
+    if dtype not in DTYPES:
+        raise VibesError(f"Unknown vector type {dtype!r}: use one of {', '.join(DTYPES)}")
+    return dtype
+
+
+def bytes_per_dimension(dtype: str) -> int:
+    return {"f32": 4, "f16": 2, "i8": 1}[dtype]
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    """How vectors prepared for search (unit length for cosine) become compact ones, and
+    how a compact search's distances become scores on the float32 scale."""
+
+    dtype: str = "f32"
+    distance: str = "cosine"
+    #: int8 only: each dimension's multiplier (the same for all, for euclidean distance).
+    scales: tuple[float, ...] | None = None
+    #: int8 only: the largest magnitude an item's component takes.
+    peak: float = INT8_PEAK
+
+    @classmethod
+    def fit(
+        cls, vectors: np.ndarray, distance: str, dtype: str, peak: float = INT8_PEAK
+    ) -> Quantizer:
+        """A quantizer for these prepared vectors: int8 scales come from their range, so
+        that items take -peak..peak."""
+        import numpy as np
+
+        check_dtype(dtype)
+        if dtype != "i8":
+            return cls(dtype, distance)
+        width = vectors.shape[1] if vectors.ndim == 2 else 0
+        if len(vectors):
+            magnitudes = np.abs(vectors).max(axis=0).astype(np.float64)
+            magnitudes[~np.isfinite(magnitudes)] = 0.0
+        else:
+            magnitudes = np.zeros(width)
+        if distance == "euclidean":
+            magnitudes[:] = magnitudes.max(initial=0.0)
+        magnitudes[magnitudes == 0] = 1.0
+        return cls(dtype, distance, tuple(float(s) for s in peak / magnitudes), peak)
+
+    @property
+    def compact(self) -> bool:
+        return self.dtype != "f32"
+
+    @property
+    def tolerance(self) -> float:
+        """How far a score from these vectors may stray from the float32 one, relative
+        to the size of the vectors compared (float32: its rounding; compact types: their
+        precision, with room to spare; damage is off by whole units)."""
+        return {"f32": 1e-3, "f16": 1e-2}.get(self.dtype, 5e-2)
+
+    def _scales(self) -> np.ndarray:
+        import numpy as np
+
+        assert self.scales is not None
+        return np.asarray(self.scales, dtype=np.float32)
+
+    def encode(self, vectors: np.ndarray) -> np.ndarray:
+        """Prepared vectors (n, d) in this quantizer's type."""
+        import numpy as np
+
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if self.dtype == "f32":
+            return vectors
+        if self.dtype == "f16":
+            return np.nan_to_num(vectors.astype(np.float16))
+        scaled = np.nan_to_num(vectors * self._scales())
+        return np.clip(np.rint(scaled), -self.peak, self.peak).astype(np.int8)
+
+    def encode_queries(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Prepared queries (m, d) in this quantizer's type, with each query's factor: a
+        compact dot product (or squared distance) divided by it is on the float32 scale.
+
+        For cosine and dot, an int8 query is divided by the dimension scales (so that its
+        products with the scaled items stay proportional to the true ones) and then
+        stretched to fill -127..127, the best precision it can have; for euclidean it
+        takes the items' one scale, and its squared distances are divided by its square.
+        """
+        import numpy as np
+
+        queries = np.asarray(queries, dtype=np.float32)
+        ones = np.ones(queries.shape[0], dtype=np.float64)
+        if self.dtype != "i8":
+            return self.encode(queries), ones
+        scales = self._scales()
+        if self.distance == "euclidean":
+            scale = float(scales[0]) if len(scales) else 1.0
+            # Queries take the full range (they are not stored, and nothing saturates).
+            encoded = np.clip(np.rint(np.nan_to_num(queries * scale)), -INT8_PEAK, INT8_PEAK)
+            return encoded.astype(np.int8), ones * scale * scale
+        divided = queries / scales
+        peaks = np.abs(divided).max(axis=1)
+        peaks[peaks == 0] = 1.0
+        stretch = INT8_PEAK / peaks
+        encoded = np.clip(np.rint(divided * stretch[:, None]), -INT8_PEAK, INT8_PEAK)
+        return encoded.astype(np.int8), stretch.astype(np.float64)
+
+    def to_json(self) -> dict[str, Any]:
+        """What an index's parameters record of it (``quantize``, and int8's scales)."""
+        found: dict[str, Any] = {"quantize": self.dtype}
+        if self.scales is not None:
+            found["scales"] = list(self.scales)
+        return found
+
+    @classmethod
+    def from_params(cls, params: str | None, distance: str) -> Quantizer:
+        """The quantizer recorded in an index's parameters (float32 when none is)."""
+        found = json.loads(params or "{}")
+        dtype = check_dtype(found.get("quantize", "f32"))
+        scales = found.get("scales")
+        if dtype == "i8" and not scales:
+            raise VibesError("The index's record has int8 vectors but no scales")
+        return cls(dtype, distance, tuple(float(s) for s in scales) if scales else None)
+
+    def vector_bytes(self, count: int, dimensions: int) -> int:
+        """The bytes ``count`` vectors of ``dimensions`` take in this type."""
+        return count * dimensions * bytes_per_dimension(self.dtype)

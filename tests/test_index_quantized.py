@@ -1,0 +1,215 @@
+"""Quantised indexes (``vibes index --quantize f16|i8``): the graph and the exact scan keep
+compact vectors, every hit is scored from the stored float32 vectors, the choice is kept
+through writes, folds and repairs, and damage to a compact file is still caught."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import test_index
+from test_index import DIMENSIONS, answered_by, clustered, index_file, items
+from test_index_integrity import scribble
+
+import vibes
+from vibes.index import manager
+from vibes.index.exact import ExactIndex, prepare_queries
+from vibes.index.scan import QuantizedMatrix
+from vibes.store.base import VectorMatrix
+
+small_threshold = test_index.small_threshold
+
+
+def true_ranking(vectors: np.ndarray, query: np.ndarray, distance: str, n: int) -> list[str]:
+    """The n best ids by float64 arithmetic on the raw vectors."""
+    vectors64, query64 = vectors.astype(np.float64), query.astype(np.float64)
+    if distance == "cosine":
+        scores = (vectors64 @ query64) / np.linalg.norm(vectors64, axis=1)
+    elif distance == "dot":
+        scores = vectors64 @ query64
+    else:
+        scores = -np.linalg.norm(vectors64 - query64, axis=1)
+    return [f"v{i:04d}" for i in np.argsort(-scores, kind="stable")[:n]]
+
+
+@pytest.fixture(params=["f16", "i8"])
+def dtype(request):
+    return request.param
+
+
+@pytest.mark.parametrize("distance", ["cosine", "dot", "euclidean"])
+def test_quantised_searches_return_the_exact_hits_with_float32_scores(
+    db_path, test_plugin, small_threshold, distance, dtype, monkeypatch
+):
+    vectors = clustered(600, seed=11) * np.geomspace(0.5, 2, 600)[:, None].astype(np.float32)
+    collection = vibes.Database(db_path).collection("q", model="hash", distance=distance)
+    collection.embed_multi(items(vectors))
+    collection.build_index(quantize=dtype)
+    status = collection.index_status()
+    assert status["quantize"] == dtype and status["usable"] is True
+    width = {"f16": 2, "i8": 1}[dtype]
+    assert status["scan_bytes"] == 600 * DIMENSIONS * width
+    assert status["parameters"]["quantize"] == dtype and "scales" not in status["parameters"]
+
+    answered = answered_by(collection, monkeypatch)
+    found_by_graph = 0
+    for query in clustered(15, seed=12):
+        truth = true_ranking(vectors, query, distance, 10)
+        for exact in (False, True):
+            found = collection.search(query, 10, exact=exact)
+            assert found.warnings == []
+            if exact:
+                # The same hits as float64 arithmetic finds, in its order (no ties here).
+                assert [m.id for m in found] == truth
+            else:  # a graph may pass over an item, compact or not
+                found_by_graph += len({m.id for m in found} & set(truth))
+            # Scores are the float32 scores of the stored vectors, not the compact ones.
+            reference = ExactIndex(
+                [m.id for m in found],
+                np.stack([collection.vector(m.id) for m in found]),
+                distance,
+            )
+            prepared = prepare_queries(query, DIMENSIONS, distance)
+            expected = reference.scores(prepared)[0]
+            assert [m.score for m in found] == pytest.approx(expected.tolist(), rel=1e-5)
+    assert found_by_graph >= 0.95 * 150
+    assert answered.count("approximate") == 15 and answered.count("exact") == 15
+    scan = collection.database.searcher.matrices.get(collection.record)
+    assert isinstance(scan, QuantizedMatrix) and scan.quantizer.dtype == dtype
+
+
+def test_the_int8_file_is_a_quarter_of_the_float32_one(db_path, test_plugin, small_threshold):
+    collection = vibes.Database(db_path).collection("c", model="hash")
+    vectors = clustered(2000, seed=3)
+    collection.embed_multi(items(vectors))
+    sizes = {}
+    for dtype in ("f32", "f16", "i8"):
+        collection.build_index(quantize=dtype)
+        sizes[dtype] = collection.index_status()["bytes"]
+    vector_bytes = 2000 * DIMENSIONS * 4
+    # The graph's links are the same in each; the vectors shrink 2x and 4x.
+    assert sizes["f32"] - sizes["f16"] == pytest.approx(vector_bytes / 2, rel=0.01)
+    assert sizes["f32"] - sizes["i8"] == pytest.approx(vector_bytes * 3 / 4, rel=0.01)
+
+
+def test_the_choice_survives_writes_folds_and_repairs(
+    db_path, test_plugin, small_threshold, monkeypatch, invoke
+):
+    collection = vibes.Database(db_path).collection("c", model="hash")
+    collection.embed_multi(items(clustered(400)))
+    built = invoke(["index", "c", "--rebuild", "--quantize", "i8", "-d", db_path])
+    assert built.exit_code == 0, built.output
+    assert json.loads(built.output)["quantize"] == "i8"
+    scales = json.loads(collection.index_state().params)["scales"]
+    assert len(scales) == DIMENSIONS
+
+    # Items added past the fold threshold are folded in with the file's own scales.
+    monkeypatch.setattr(manager, "COMPACT_MIN_CHANGES", 10)
+    monkeypatch.setattr(manager, "COMPACT_FRACTION", 0.01)
+    new = clustered(60, seed=9) * np.float32(1.5)  # some values beyond the fitted range
+    collection.embed_multi(items(new, start=400))
+    status = collection.index_status()
+    assert status["quantize"] == "i8" and status["indexed"] == 460
+    assert status["pending_changes"] == 0 and status["usable"] is True
+    assert json.loads(collection.index_state().params)["scales"] == scales
+    hits = collection.search(new[5], 3)
+    assert hits[0].id == "v0405" and hits.warnings == []
+
+    # A rebuild keeps i8 unless told otherwise; a repair (the file deleted) too.
+    collection.build_index(connectivity=8)
+    assert collection.index_status()["quantize"] == "i8"
+    index_file(collection).unlink()
+    collection.embed_multi(items(clustered(1, seed=5), start=900))
+    assert collection.index_status()["quantize"] == "i8"
+    assert collection.index_status()["usable"] is True
+    # And f32 when asked.
+    collection.build_index(quantize="f32")
+    params = json.loads(collection.index_state().params)
+    assert params["quantize"] == "f32" and "scales" not in params
+
+
+def test_new_indexes_take_the_environment_default(db_path, test_plugin, monkeypatch):
+    monkeypatch.setenv("VIBES_INDEX_MIN_ITEMS", "100")
+    monkeypatch.setenv("VIBES_INDEX_QUANTIZE", "f16")
+    collection = vibes.Database(db_path).collection("c", model="hash")
+    collection.embed_multi(items(clustered(200)))
+    assert collection.index_status()["quantize"] == "f16"
+    monkeypatch.setenv("VIBES_INDEX_QUANTIZE", "i4")
+    other = vibes.Database(db_path).collection("d", model="hash")
+    with pytest.raises(vibes.VibesError, match=r"\$VIBES_INDEX_QUANTIZE is 'i4'"):
+        other.build_index()
+
+
+def test_command_line_errors(db_path, test_plugin, small_threshold, invoke):
+    collection = vibes.Database(db_path).collection("c", model="hash")
+    collection.embed_multi(items(clustered(200)))
+    wrong = invoke(["index", "c", "--quantize", "i8", "-d", db_path])
+    assert wrong.exit_code == 2 and "apply with --rebuild" in wrong.output
+    unknown = invoke(["index", "c", "--rebuild", "--quantize", "i4", "-d", db_path])
+    assert unknown.exit_code == 2 and "'i4' is not one of" in unknown.output
+    assert collection.index_status()["quantize"] == "i8"  # untouched: the default
+
+
+@pytest.mark.parametrize("found_by", ["search", "status"])
+@pytest.mark.parametrize("kind", ["f32", "f16"])  # int8, the default: test_index_integrity
+def test_garbage_in_a_float_file_is_caught(db_path, test_plugin, small_threshold, found_by, kind):
+    collection = vibes.Database(db_path).collection("c", model="hash")
+    vectors = clustered(400)
+    collection.embed_multi(items(vectors))
+    collection.build_index(quantize=kind)
+    scribble(collection, "v0000", 300)
+    if found_by == "status":
+        status = collection.index_status()
+        assert status["usable"] is False and "damaged" in status["problem"]
+    else:
+        problems = []
+        for query in vectors[:40]:
+            found = collection.search(query, 5)
+            problems += found.warnings
+            assert [m.id for m in found] == [m.id for m in collection.search(query, 5, exact=True)]
+        assert problems and "file is damaged" in problems[0]
+    assert collection.index_state().kind == manager.DAMAGED_KIND
+
+
+def test_a_sound_int8_index_is_never_called_damaged(db_path, test_plugin, small_threshold):
+    # Near-duplicates and vectors of very different lengths, under dot distance.
+    vectors = clustered(400, seed=6) * np.geomspace(0.01, 100, 400)[:, None].astype(np.float32)
+    vectors[1::7] = vectors[::7][: len(vectors[1::7])] * np.float32(1.0000001)
+    collection = vibes.Database(db_path).collection("d", model="hash", distance="dot")
+    collection.embed_multi(items(vectors))
+    collection.build_index(quantize="i8")
+    assert collection.index_status()["usable"] is True
+    for query in clustered(30, seed=7) * np.float32(3.0):
+        assert collection.search(query, 5).warnings == []
+    assert collection.index_state().kind == "hnsw"
+
+
+@pytest.mark.parametrize("distance", ["cosine", "dot", "euclidean"])
+def test_the_int8_scan_matches_float32_on_a_subset_and_in_batches(distance):
+    rng = np.random.default_rng(4)
+    raw = rng.normal(size=(3000, 64)).astype(np.float32) * rng.uniform(0.2, 3, (3000, 1)).astype(
+        np.float32
+    )
+    ids = [f"i{i}" for i in range(3000)]
+    by_id = dict(zip(ids, raw))
+
+    def fetch(wanted):
+        return VectorMatrix(list(wanted), np.stack([by_id[w] for w in wanted]), None)
+
+    exact = ExactIndex(ids, raw, distance)
+    scan = QuantizedMatrix(ids, raw, distance, "i8", fetch)
+    assert scan.nbytes < exact.matrix.nbytes / 3
+    queries = prepare_queries(rng.normal(size=(6, 64)), 64, distance)
+    rows = np.arange(1, 3000, 7)
+    for subset in (None, rows):
+        want = exact.search_many(queries, 12, rows=subset)
+        got = scan.search_many(queries, 12, rows=subset)
+        for w, g in zip(want, got):
+            assert [i for i, _ in g] == [i for i, _ in w]
+            assert [s for _, s in g] == pytest.approx([s for _, s in w], rel=1e-5)
+    assert scan.search_many(queries, 0) == [[] for _ in range(6)]
+    assert scan.search_many(queries, 5, rows=rows[:0]) == [[] for _ in range(6)]
+    # More than there are: every row, in order.
+    everything = scan.search_many(queries[:1], 5000, rows=rows)[0]
+    assert len(everything) == len(rows)
