@@ -213,3 +213,23 @@ def test_the_int8_scan_matches_float32_on_a_subset_and_in_batches(distance):
     # More than there are: every row, in order.
     everything = scan.search_many(queries[:1], 5000, rows=rows)[0]
     assert len(everything) == len(rows)
+
+
+def test_vectors_with_nan_written_by_another_tool_do_not_break_the_scales(
+    db_path, test_plugin, small_threshold
+):
+    import sqlite3
+
+    collection = vibes.Database(db_path).collection("c", model="hash")
+    vectors = clustered(400)
+    collection.embed_multi(items(vectors))
+    bad = np.full(DIMENSIONS, np.nan, dtype=np.float32)
+    bad[0] = np.inf
+    with sqlite3.connect(db_path) as conn:  # what plain SQL may store
+        conn.execute("UPDATE embeddings SET embedding = ? WHERE id = 'v0007'", (bad.tobytes(),))
+    collection.build_index(quantize="i8")
+    params = json.loads(collection.index_state().params)
+    assert all(np.isfinite(params["scales"])) and min(params["scales"]) > 0
+    for exact in (True, False):
+        found = collection.search(vectors[3], 5, exact=exact)
+        assert found[0].id == "v0003" and "v0007" not in [m.id for m in found]

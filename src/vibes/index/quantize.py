@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 DTYPES = ("f32", "f16", "i8")
 #: The largest magnitude an int8 component takes (-127..127, symmetric).
 INT8_PEAK = 127.0
+#: Rows converted at once.
+BLOCK = 16_384
 #: Candidates a compact search re-scores from float32, beyond twice the hits asked for.
 RESCORE_MARGIN = 100
 
@@ -65,15 +67,26 @@ class Quantizer:
         that items take -peak..peak."""
         import numpy as np
 
-        check_dtype(dtype)
-        if dtype != "i8":
-            return cls(dtype, distance)
         width = vectors.shape[1] if vectors.ndim == 2 else 0
-        if len(vectors):
-            magnitudes = np.abs(vectors).max(axis=0).astype(np.float64)
-            magnitudes[~np.isfinite(magnitudes)] = 0.0
-        else:
-            magnitudes = np.zeros(width)
+        magnitudes = np.zeros(width)
+        if check_dtype(dtype) == "i8":
+            for start in range(0, len(vectors), BLOCK):  # no full-size temporary
+                block = np.abs(vectors[start : start + BLOCK]).max(axis=0)
+                magnitudes = np.fmax(magnitudes, np.where(np.isfinite(block), block, 0.0))
+        return cls.from_magnitudes(magnitudes, distance, dtype, peak)
+
+    @classmethod
+    def from_magnitudes(
+        cls, magnitudes: np.ndarray, distance: str, dtype: str, peak: float = INT8_PEAK
+    ) -> Quantizer:
+        """A quantizer for prepared vectors whose largest magnitude in each dimension is
+        ``magnitudes``."""
+        import numpy as np
+
+        if check_dtype(dtype) != "i8":
+            return cls(dtype, distance)
+        magnitudes = magnitudes.astype(np.float64)  # a copy, changed below
+        magnitudes[~np.isfinite(magnitudes)] = 0.0  # vectors stored with NaN (other tools)
         if distance == "euclidean":
             magnitudes[:] = magnitudes.max(initial=0.0)
         magnitudes[magnitudes == 0] = 1.0
@@ -97,16 +110,23 @@ class Quantizer:
         return np.asarray(self.scales, dtype=np.float32)
 
     def encode(self, vectors: np.ndarray) -> np.ndarray:
-        """Prepared vectors (n, d) in this quantizer's type."""
+        """Prepared vectors (n, d) in this quantizer's type, converted a block at a time
+        (a million vectors would otherwise take several float32 temporaries of 1.5 GB)."""
         import numpy as np
 
         vectors = np.asarray(vectors, dtype=np.float32)
         if self.dtype == "f32":
             return vectors
-        if self.dtype == "f16":
-            return np.nan_to_num(vectors.astype(np.float16))
-        scaled = np.nan_to_num(vectors * self._scales())
-        return np.clip(np.rint(scaled), -self.peak, self.peak).astype(np.int8)
+        encoded = np.empty(vectors.shape, dtype=np.float16 if self.dtype == "f16" else np.int8)
+        scales = self._scales() if self.dtype == "i8" else None
+        for start in range(0, len(vectors), BLOCK):
+            block = vectors[start : start + BLOCK]
+            if scales is None:
+                encoded[start : start + BLOCK] = np.nan_to_num(block.astype(np.float16))
+            else:
+                scaled = np.rint(np.nan_to_num(block * scales))
+                encoded[start : start + BLOCK] = np.clip(scaled, -self.peak, self.peak)
+        return encoded
 
     def encode_queries(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Prepared queries (m, d) in this quantizer's type, with each query's factor: a

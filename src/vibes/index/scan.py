@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .exact import ExactIndex, Positions
-from .quantize import RESCORE_MARGIN, Quantizer
+from .quantize import BLOCK, RESCORE_MARGIN, Quantizer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -100,21 +100,30 @@ class QuantizedMatrix(Positions):
         self.dimensions = int(vectors.shape[1])
         self.distance = distance
         self.fetch = fetch
-        prepared = ExactIndex.prepare(vectors, distance)
+        # Prepared and encoded a block at a time: a full-size prepared copy of a million
+        # vectors would take 1.5 GB more.
+        blocks = range(0, len(vectors), BLOCK)
+        magnitudes = np.zeros(self.dimensions)
+        for start in blocks:
+            block = ExactIndex.prepare(vectors[start : start + BLOCK], distance)
+            magnitudes = np.fmax(magnitudes, np.abs(block).max(axis=0, initial=0.0))
         # Scales fitted to these vectors (not the graph's, which may be older): nothing
         # is clipped. Items take -63..63, not -127..127: on processors without integer
         # dot-product instructions (AVX2 alone), ONNX Runtime adds two products of an
         # unsigned and a signed byte in 16 bits, which 255 x 127 x 2 overflows (and which
         # silently saturates); 255 x 63 x 2 fits.
-        quantizer = Quantizer.fit(prepared, distance, dtype, peak=SCAN_PEAK)
+        quantizer = Quantizer.from_magnitudes(magnitudes, distance, dtype, peak=SCAN_PEAK)
         self.quantizer = quantizer
-        encoded = quantizer.encode(prepared)
+        kind = np.int8 if dtype == "i8" else np.float16
+        encoded = np.empty((len(vectors), self.dimensions), dtype=kind)
+        for start in blocks:
+            block = ExactIndex.prepare(vectors[start : start + BLOCK], distance)
+            encoded[start : start + BLOCK] = quantizer.encode(block)
         self.bias: np.ndarray | None = None
         if distance == "euclidean" and dtype == "i8":
             # Nearest first = largest (x.q - |x|^2 / 2), in the units the scan computes.
             squares = np.einsum("ij,ij->i", encoded, encoded, dtype=np.float32)
             self.bias = (-0.5 * squares).astype(np.float32)
-        del prepared
         # int8 dimension-major: the layout MatMulInteger reads as its right-hand side.
         self.matrix = np.ascontiguousarray(encoded.T) if quantizer.dtype == "i8" else encoded
 
