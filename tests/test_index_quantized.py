@@ -107,7 +107,7 @@ def test_the_choice_survives_writes_folds_and_repairs(
     # Items added past the fold threshold are folded in with the file's own scales.
     monkeypatch.setattr(manager, "COMPACT_MIN_CHANGES", 10)
     monkeypatch.setattr(manager, "COMPACT_FRACTION", 0.01)
-    new = clustered(60, seed=9) * np.float32(1.5)  # some values beyond the fitted range
+    new = clustered(460)[400:]  # more of the same: within the fitted range, or nearly
     collection.embed_multi(items(new, start=400))
     status = collection.index_status()
     assert status["quantize"] == "i8" and status["indexed"] == 460
@@ -233,3 +233,82 @@ def test_vectors_with_nan_written_by_another_tool_do_not_break_the_scales(
     for exact in (True, False):
         found = collection.search(vectors[3], 5, exact=exact)
         assert found[0].id == "v0003" and "v0007" not in [m.id for m in found]
+
+
+def test_a_fold_of_items_beyond_the_int8_range_fits_the_scales_again(
+    db_path, test_plugin, small_threshold, monkeypatch
+):
+    # Indexed while small in value (an empty collection, or early items of small range),
+    # then grown with items 50 times larger: folding them would clip every component.
+    collection = vibes.Database(db_path).collection("e", model="hash", distance="euclidean")
+    collection.embed_multi(items(clustered(200) * np.float32(0.02)))
+    collection.build_index(quantize="i8")
+    before = json.loads(collection.index_state().params)["scales"]
+    monkeypatch.setattr(manager, "COMPACT_MIN_CHANGES", 10)
+    monkeypatch.setattr(manager, "COMPACT_FRACTION", 0.01)
+    large = clustered(300, seed=4)
+    collection.embed_multi(items(large, start=200))
+    after = json.loads(collection.index_state().params)["scales"]
+    assert after[0] < before[0] / 10  # fitted to the new range
+    status = collection.index_status()
+    assert status["indexed"] == 500 and status["pending_changes"] == 0 and status["usable"]
+    found = sum(collection.search(v, 1)[0].id == f"v{200 + i:04d}" for i, v in enumerate(large))
+    assert found >= 295
+
+
+def test_a_wrong_quantize_setting_never_costs_a_write(db_path, test_plugin, monkeypatch, invoke):
+    monkeypatch.setenv("VIBES_INDEX_MIN_ITEMS", "100")
+    monkeypatch.setenv("VIBES_INDEX_QUANTIZE", "int8")
+    collection = vibes.Database(db_path).collection("c", model="hash")
+    with pytest.warns(UserWarning, match=r"\$VIBES_INDEX_QUANTIZE is 'int8'"):
+        stats = collection.embed_multi(items(clustered(150)))
+    assert collection.count() == 150 and stats.warnings
+    result = invoke(["index", "c", "--rebuild", "-d", db_path])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("Error: $VIBES_INDEX_QUANTIZE")
+
+
+def test_the_scan_follows_the_index_type_in_a_long_running_process(
+    db_path, test_plugin, small_threshold
+):
+    collection = vibes.Database(db_path).collection("c", model="hash")
+    collection.embed_multi(items(clustered(400)))
+    matrices = collection.database.searcher.matrices
+    collection.search(clustered(1)[0], 3, exact=True)
+    assert isinstance(matrices.get(collection.record), QuantizedMatrix)  # i8, the default
+    other = vibes.Database(db_path).collection("c")  # another handle (another process)
+    other.build_index(quantize="f32")
+    assert isinstance(matrices.get(collection.record), ExactIndex)
+    other.build_index(quantize="f16")
+    assert matrices.get(collection.record).quantizer.dtype == "f16"
+    other.drop_index()
+    assert isinstance(matrices.get(collection.record), ExactIndex)
+
+
+@pytest.mark.parametrize("dtype", ["i8", "f16"])
+@pytest.mark.parametrize("distance", ["cosine", "euclidean"])
+def test_an_exact_scan_stays_exact_among_near_duplicates(dtype, distance):
+    # 3,000 items closer together than int8 (or float16) can tell apart, among others:
+    # the scan must look past its first candidates until no item left out can win.
+    rng = np.random.default_rng(8)
+    base = rng.normal(size=64).astype(np.float32)
+    base /= np.linalg.norm(base)
+    near = base + 2e-3 * rng.normal(size=(3000, 64)).astype(np.float32)
+    other = rng.normal(size=(500, 64)).astype(np.float32)
+    raw = np.vstack([other, near])
+    ids = [f"i{i}" for i in range(len(raw))]
+    by_id = dict(zip(ids, raw))
+
+    def fetch(wanted):
+        return VectorMatrix(list(wanted), np.stack([by_id[w] for w in wanted]), None)
+
+    exact = ExactIndex(ids, raw, distance)
+    scan = QuantizedMatrix(ids, raw, distance, dtype, fetch)
+    query = prepare_queries(base, 64, distance)
+    want = exact.search_many(query, 10)[0]
+    got = scan.search_many(query, 10)[0]
+    assert [i for i, _ in got] == [i for i, _ in want]
+    rows = np.arange(0, len(raw), 2)
+    assert [i for i, _ in scan.search_many(query, 10, rows=rows)[0]] == [
+        i for i, _ in exact.search_many(query, 10, rows=rows)[0]
+    ]

@@ -59,7 +59,11 @@ SCORE_SLACK = 1e-6
 
 
 def scores_agree(
-    distance: str, query: np.ndarray, rows: np.ndarray, claimed: np.ndarray
+    distance: str,
+    query: np.ndarray,
+    rows: np.ndarray,
+    claimed: np.ndarray,
+    tolerance: float = SCORE_TOLERANCE,
 ) -> np.ndarray:
     """For each row, whether ``claimed`` (an index's score of the prepared ``query``
     against the prepared row) is the row's true score, within float32 error.
@@ -68,7 +72,8 @@ def scores_agree(
     difference, not through the expansion the matrix search uses, whose cancellation
     would blur near-identical vectors. Cosine and dot scores are compared in units of
     |query| x |row| (the largest a product of those vectors can be, and the scale of its
-    rounding); euclidean scores as distances, relative to the distance.
+    rounding); euclidean scores as distances, relative to the distance. ``tolerance`` is
+    relative to those units (a float16 graph may sum in half precision: it takes more).
     """
     query64 = np.asarray(query, dtype=np.float64)
     rows64 = np.asarray(rows, dtype=np.float64)
@@ -77,11 +82,11 @@ def scores_agree(
         if distance == "euclidean":
             true = np.linalg.norm(rows64 - query64[None, :], axis=1)
             stated = 1.0 / stated - 1.0  # back from the score 1 / (1 + distance)
-            bound = SCORE_TOLERANCE * true + SCORE_SLACK * (1.0 + true)
+            bound = tolerance * true + SCORE_SLACK * (1.0 + true)
         else:
             true = rows64 @ query64
             scale = np.linalg.norm(rows64, axis=1) * np.linalg.norm(query64)
-            bound = SCORE_TOLERANCE * scale + SCORE_SLACK
+            bound = tolerance * scale + SCORE_SLACK
         agree = np.isfinite(stated) & (np.abs(stated - true) <= bound)
     # A stored vector holding NaN or infinity (written by another tool) has no true score
     # to hold the index to: that is the data's fault, not the file's.

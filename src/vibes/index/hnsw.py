@@ -78,6 +78,11 @@ def _callback(progress: Callable[[int, int], bool]) -> Callable[[int, int], bool
     return call
 
 
+class SettingError(VibesError, ValueError):
+    """A setting in the environment is invalid: one line on the command line; a write
+    that meets it keeps its rows and reports it as a warning (a ValueError)."""
+
+
 def default_quantize(distance: str) -> str:
     """The vector type of new indexes: ``$VIBES_INDEX_QUANTIZE`` (``f32``, ``f16`` or
     ``i8``), else int8 for cosine distance and float32 for the others.
@@ -89,7 +94,7 @@ def default_quantize(distance: str) -> str:
     vectors may span magnitudes that 255 steps per dimension cannot tell apart."""
     value = os.environ.get("VIBES_INDEX_QUANTIZE") or ("i8" if distance == "cosine" else "f32")
     if value not in DTYPES:
-        raise VibesError(f"$VIBES_INDEX_QUANTIZE is {value!r}: use one of {', '.join(DTYPES)}")
+        raise SettingError(f"$VIBES_INDEX_QUANTIZE is {value!r}: use one of {', '.join(DTYPES)}")
     return value
 
 

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 DTYPES = ("f32", "f16", "i8")
 #: The largest magnitude an int8 component takes (-127..127, symmetric).
 INT8_PEAK = 127.0
+#: The share of components clipped by more than a quarter above which int8 scales are
+#: fitted again.
+CLIPPED_SHARE = 1e-3
+CLIPPED_BEYOND = 1.25
 #: Rows converted at once.
 BLOCK = 16_384
 #: Candidates a compact search re-scores from float32, beyond twice the hits asked for.
@@ -102,6 +106,21 @@ class Quantizer:
         to the size of the vectors compared (float32: its rounding; compact types: their
         precision, with room to spare; damage is off by whole units)."""
         return {"f32": 1e-3, "f16": 1e-2}.get(self.dtype, 5e-2)
+
+    def fits(self, vectors: np.ndarray) -> bool:
+        """Whether these prepared vectors are encoded without clipping more than a
+        sliver of their components by more than a quarter (at most 1 in 1,000): items
+        added long after the scales were fitted may range wider (or the collection was
+        empty then); a value a little past the largest seen is harmless."""
+        import numpy as np
+
+        if self.dtype != "i8" or not len(vectors):
+            return True
+        clipped = 0
+        for start in range(0, len(vectors), BLOCK):
+            scaled = np.abs(np.nan_to_num(vectors[start : start + BLOCK] * self._scales()))
+            clipped += int(np.count_nonzero(scaled > self.peak * CLIPPED_BEYOND))
+        return clipped <= CLIPPED_SHARE * vectors.size
 
     def _scales(self) -> np.ndarray:
         import numpy as np

@@ -134,15 +134,18 @@ class QuantizedMatrix(Positions):
     def nbytes(self) -> int:
         return int(self.matrix.nbytes) + (int(self.bias.nbytes) if self.bias is not None else 0)
 
-    def candidates(self, queries: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
-        """Positions (m, k) of the ``k`` best rows by the compact vectors, for prepared
-        queries; ``rows`` limits the scan to those positions."""
+    def candidates(
+        self, queries: np.ndarray, k: int, rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (m, k) of the ``k`` best rows by the compact vectors for prepared
+        queries, best first, with their estimated ranking values (see :meth:`values`);
+        ``rows`` limits the scan to those positions."""
         import numpy as np
 
         size = len(self.ids) if rows is None else len(rows)
         k = min(k, size)
         if self.quantizer.dtype == "i8":
-            encoded, _factors = self.quantizer.encode_queries(queries)
+            encoded, factors = self.quantizer.encode_queries(queries)
             matrix = self.matrix if rows is None else self.matrix[:, rows]
             feeds: dict[str, Any] = {
                 "queries": (encoded.astype(np.int16) + 128).astype(np.uint8),
@@ -151,13 +154,22 @@ class QuantizedMatrix(Positions):
             }
             if self.bias is not None:
                 feeds["bias"] = self.bias if rows is None else self.bias[rows]
-            session = _int8_session(self.bias is not None)
-            found = session.run(["positions"], feeds)[0]
+            best, found = _int8_session(self.bias is not None).run(["best", "positions"], feeds)
+            best = best.astype(np.float64)
+            if self.distance == "euclidean":
+                # best = x.q - |x|^2 / 2 in scaled units: -|x - q|^2 = 2 best - |q|^2.
+                wide = encoded.astype(np.float64)
+                squares = np.einsum("ij,ij->i", wide, wide)
+                values = (2 * best - squares[:, None]) / factors[:, None]
+            else:
+                values = best / factors[:, None]
         else:
-            found = self._scan_float16(queries, k, rows)
-        return found if rows is None else rows[found]
+            found, values = self._scan_float16(queries, k, rows)
+        return (found if rows is None else rows[found]), values
 
-    def _scan_float16(self, queries: np.ndarray, k: int, rows: np.ndarray | None) -> np.ndarray:
+    def _scan_float16(
+        self, queries: np.ndarray, k: int, rows: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         import numpy as np
 
         from .hnsw import usearch_module
@@ -167,21 +179,66 @@ class QuantizedMatrix(Positions):
         found = usearch_module().search(
             matrix, queries.astype(np.float16), k, metric, exact=True, threads=0
         )
-        return np.atleast_2d(found.keys).astype(np.int64)
+        distances = np.atleast_2d(found.distances).astype(np.float64)
+        # usearch's distances: 1 - dot, or the squared euclidean distance.
+        values = -distances if self.distance == "euclidean" else 1.0 - distances
+        return np.atleast_2d(found.keys).astype(np.int64), values
+
+    def values(self, query: np.ndarray, prepared: np.ndarray) -> np.ndarray:
+        """Ranking values (higher is better) of prepared rows for one prepared query, in
+        float64: the dot product, or minus the squared euclidean distance."""
+        import numpy as np
+
+        rows64, query64 = prepared.astype(np.float64), query.astype(np.float64)
+        if self.distance == "euclidean":
+            return -np.einsum("ij,ij->i", rows64 - query64, rows64 - query64)
+        return rows64 @ query64
 
     def search_many(
         self, queries: np.ndarray, n: int, *, rows: np.ndarray | None = None
     ) -> list[list[tuple[str, float]]]:
         """The ``n`` best (id, score) pairs for each prepared query, best first, scored
-        from the stored float32 vectors; ``rows`` limits the search to those positions."""
+        from the stored float32 vectors; ``rows`` limits the search to those positions.
+
+        The compact scan picks candidates, which are read back and scored exactly. The
+        search is taken as settled once the worst candidate's compact estimate, plus
+        twice the largest error seen among the candidates, stays below the n-th exact
+        score: nothing left out can then reach the top n. Otherwise (items closer
+        together than the compact vectors can tell, near-duplicates) it takes four times
+        as many candidates, up to every row, so that an exact search stays exact."""
         if n <= 0 or (rows is not None and rows.shape[0] == 0) or not self.ids:
             return [[] for _ in range(queries.shape[0])]
-        found = self.candidates(queries, 2 * n + RESCORE_MARGIN, rows)
-        wanted = sorted({self.ids[p] for p in found.ravel()})
-        stored = self.fetch(wanted)
-        exact = ExactIndex(stored.ids, stored.vectors, self.distance)
+        size = len(self.ids) if rows is None else len(rows)
+        k = min(size, 2 * n + RESCORE_MARGIN)
+        found, estimates = self.candidates(queries, k, rows)
         results = []
-        for i, positions in enumerate(found):
-            ids = [self.ids[p] for p in positions]
-            results.append(exact.search_many(queries[i : i + 1], n, rows=exact.positions(ids))[0])
+        for i in range(queries.shape[0]):
+            positions, values, depth = found[i], estimates[i], k
+            while True:
+                ranking, settled = self._rescore(queries[i], positions, values, n)
+                if settled or depth >= size:
+                    break
+                depth = min(size, depth * 4)
+                more, more_values = self.candidates(queries[i : i + 1], depth, rows)
+                positions, values = more[0], more_values[0]
+            results.append(ranking)
         return results
+
+    def _rescore(
+        self, query: np.ndarray, positions: np.ndarray, estimates: np.ndarray, n: int
+    ) -> tuple[list[tuple[str, float]], bool]:
+        """The n best of the candidates by their stored vectors, and whether no row
+        outside them can beat the n-th (see :meth:`search_many`)."""
+        import numpy as np
+
+        stored = self.fetch([self.ids[p] for p in positions])
+        exact = ExactIndex(stored.ids, stored.vectors, self.distance)
+        ranking = exact.search_many(query[None, :], n)[0]
+        if len(ranking) < n or len(stored.ids) < len(positions):
+            return ranking, False  # rows gone meanwhile: look wider
+        order = exact.positions([self.ids[p] for p in positions])
+        truth = self.values(query, exact.matrix[order])
+        error = float(np.max(np.abs(truth - estimates))) if len(truth) else 0.0
+        nth = float(np.sort(truth)[-n])
+        boundary = float(estimates.min())
+        return ranking, boundary + 2 * error + 1e-9 < nth

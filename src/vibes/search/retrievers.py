@@ -65,12 +65,14 @@ class MatrixCache:
 
         with self._lock:
             # Read before loading: a write in between only makes the next call reload.
-            version = self.store.version()
+            # The type is part of the key: an index built, rebuilt with another type or
+            # dropped (here or in another process) changes it, not the vectors.
+            version = (self.store.version(), self.quantized(target))
+            dtype = version[1]
             cached = self._cache.get(target.id)
             if cached is not None and cached[0] == version:
                 return cached[1]
             self._cache.pop(target.id, None)  # free the old copy before reading the new
-            dtype = self.quantized(target)
             found = self.store.load_matrix(target.id, target.dimensions)
             if not found.ids:
                 return None
