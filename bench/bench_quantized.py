@@ -45,6 +45,8 @@ QUERY_FILES = (
     "minilm-gcloud-questions-72ea3f6ce54e4ecb.npy",
 )
 THREADS = os.cpu_count() or 1
+#: Search depths (expansion_search, FAISS's efSearch) each graph is measured at.
+DEPTHS = (64, 96, 128)
 
 
 def queries() -> np.ndarray:
@@ -129,7 +131,9 @@ def exact_scans(matrix: np.ndarray, query: np.ndarray, truth: Truth) -> None:
     )
 
 
-def builds(matrix: np.ndarray, query: np.ndarray, truth: Truth, directory: Path) -> None:
+def builds(
+    matrix: np.ndarray, query: np.ndarray, truth: Truth, directory: Path, dtypes: list[str]
+) -> None:
     size = len(matrix)
     raw = matrix.nbytes
     print(f"\n== HNSW build of {size:,} vectors on {THREADS} threads; searches of k=30, re-scored")
@@ -148,15 +152,15 @@ def builds(matrix: np.ndarray, query: np.ndarray, truth: Truth, directory: Path)
         positions = positions[positions >= 0].astype(np.int64)
         return positions[np.argsort(-(matrix[positions] @ q))[:10]]
 
-    for depth in (64, 128):
+    for depth in DEPTHS:
         hnsw.hnsw.efSearch = depth
         p50, _ = timed(lambda i: hnsw.search(query[i % len(query)][None, :], 30), 200)
         found = [rescored(hnsw.search(q[None, :], 30)[1][0], q) for q in query]
-        label = "FAISS HNSWFlat M=32 efC=40 (baseline)" if depth == 64 else ""
-        shown = f"{faiss_build:8.1f} {faiss_bytes / raw:9.2f}" if depth == 64 else " " * 18
+        label = "FAISS HNSWFlat M=32 efC=40 (baseline)" if depth == DEPTHS[0] else ""
+        shown = f"{faiss_build:8.1f} {faiss_bytes / raw:9.2f}" if depth == DEPTHS[0] else " " * 18
         print(f"  {label:36} {shown} {depth:4} {p50:7.3f} {truth.recall(found):10.3f}")
     keys = np.arange(size, dtype=np.uint64)
-    for dtype in ("f32", "f16", "i8"):
+    for dtype in dtypes:
         params = HNSWParams(quantize=dtype)
         start = time.perf_counter()
         graph = HNSWIndex.build(
@@ -172,28 +176,30 @@ def builds(matrix: np.ndarray, query: np.ndarray, truth: Truth, directory: Path)
         graph.save(path)
         file_bytes = path.stat().st_size
         graph = HNSWIndex.open(path, "cosine", quantizer=graph.quantizer)
-        label = "vibes f32 = usearch defaults" if dtype == "f32" else f"vibes {dtype}"
-        for depth in (64, 128):
+        label = f"vibes {dtype}"
+        for depth in DEPTHS:
             graph.set_expansion_search(depth)
             p50, _ = timed(
                 lambda i, graph=graph: graph.search(query[i % len(query)][None, :], 30), 200
             )
             found = [rescored(graph.search(q[None, :], 30)[0][0], q) for q in query]
-            shown = f"{took:8.1f} {file_bytes / raw:9.2f}" if depth == 64 else " " * 18
+            shown = f"{took:8.1f} {file_bytes / raw:9.2f}" if depth == DEPTHS[0] else " " * 18
             print(
-                f"  {label if depth == 64 else '':36} {shown} {depth:4} {p50:7.3f} "
+                f"  {label if depth == DEPTHS[0] else '':36} {shown} {depth:4} {p50:7.3f} "
                 f"{truth.recall(found):10.3f}"
             )
         print(f"  {'':36} -> build {faiss_build / took:.2f}x as fast as FAISS")
         path.unlink()
 
 
-def ingest(matrix: np.ndarray, query: np.ndarray, truth: Truth, directory: Path) -> None:
+def ingest(
+    matrix: np.ndarray, query: np.ndarray, truth: Truth, directory: Path, dtypes: list[str]
+) -> None:
     """End to end: rows written and index ready, vibes against sqlite-vec and Chroma."""
     size = len(matrix)
     print(f"\n== ingest of {size:,} precomputed vectors, until searchable by an index")
     np.save(directory / "vectors.npy", matrix)
-    for dtype in ("f32", "i8"):
+    for dtype in dtypes:
         returned, ready = run(
             "background", matrix, directory, f"ingest-{dtype}", VIBES_INDEX_QUANTIZE=dtype
         )
@@ -283,6 +289,7 @@ def main() -> None:
     parser.add_argument("--skip-scan", action="store_true")
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--ingest", action="store_true", help="also the end-to-end ingest")
+    parser.add_argument("--dtypes", default="f32,f16,i8", help="vector types to build")
     args = parser.parse_args()
     matrix = grown(args.size).astype(np.float32)
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
@@ -294,9 +301,9 @@ def main() -> None:
         if not args.skip_scan:
             exact_scans(matrix, query, truth)
         if not args.skip_build:
-            builds(matrix, query, truth, directory)
+            builds(matrix, query, truth, directory, args.dtypes.split(","))
         if args.ingest:
-            ingest(matrix, query, truth, directory)
+            ingest(matrix, query, truth, directory, args.dtypes.split(","))
 
 
 if __name__ == "__main__":

@@ -102,9 +102,9 @@ def test_index_is_built_automatically_above_the_threshold(indexed, invoke, db_pa
     assert status["kind"] == "hnsw" and status["usable"] is True
     assert status["indexed"] == 400 and status["stale"] is False
     assert status["parameters"] == {
-        "connectivity": 16,
-        "expansion_add": 128,
-        "expansion_search": 64,
+        "connectivity": 32,
+        "expansion_add": 64,
+        "expansion_search": 96,
         "quantize": "i8",  # the default for cosine collections
     }
     assert status["bytes"] > 0 and status["vector_bytes"] == 400 * DIMENSIONS * 4
