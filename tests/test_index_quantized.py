@@ -312,3 +312,13 @@ def test_an_exact_scan_stays_exact_among_near_duplicates(dtype, distance):
     assert [i for i, _ in scan.search_many(query, 10, rows=rows)[0]] == [
         i for i, _ in exact.search_many(query, 10, rows=rows)[0]
     ]
+
+
+def test_the_recorded_search_depth_is_used_by_every_process(db_path, test_plugin, small_threshold):
+    collection = vibes.Database(db_path).collection("c", model="hash")
+    collection.embed_multi(items(clustered(300)))
+    collection.build_index(expansion_search=200)
+    reopened = vibes.Database(db_path)  # as another process opens the file
+    live, problem = reopened.indexes.open(reopened.collection("c").record)
+    assert problem is None and live is not None
+    assert live.hnsw._index.expansion_search == 200

@@ -271,6 +271,9 @@ class IndexManager:
                     hnsw = HNSWIndex.open(
                         directory / state.file, target.distance, quantizer=quantizer
                     )
+                    # A file keeps its links, not its search depth: the record does.
+                    params = HNSWParams.from_json(state.params, target.distance)
+                    hnsw.set_expansion_search(params.expansion_search)
                     if len(hnsw) != state.size or hnsw.dimensions != state.dimensions:
                         problem = "file does not match its record (corrupt or replaced)"
                 except OSError as error:
