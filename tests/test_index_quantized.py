@@ -54,6 +54,7 @@ def test_quantised_searches_return_the_exact_hits_with_float32_scores(
 
     answered = answered_by(collection, monkeypatch)
     found_by_graph = 0
+    even = [i for i in range(0, 600, 2)]
     for query in clustered(15, seed=12):
         truth = true_ranking(vectors, query, distance, 10)
         for exact in (False, True):
@@ -73,8 +74,13 @@ def test_quantised_searches_return_the_exact_hits_with_float32_scores(
             prepared = prepare_queries(query, DIMENSIONS, distance)
             expected = reference.scores(prepared)[0]
             assert [m.score for m in found] == pytest.approx(expected.tolist(), rel=1e-5)
+        # A filter passing few items is answered by a scan of the compact copies.
+        filtered = collection.search(query, 10, filters=["even=true"])
+        subset = [f"v{i:04d}" for i in even]
+        best = true_ranking(vectors[even], query, distance, 10)
+        assert [m.id for m in filtered] == [subset[int(b[1:])] for b in best]
     assert found_by_graph >= 0.95 * 150
-    assert answered.count("approximate") == 15 and answered.count("exact") == 15
+    assert answered.count("approximate") == 15 and answered.count("exact") == 30
     scan = collection.database.searcher.matrices.get(collection.record)
     assert isinstance(scan, QuantizedMatrix) and scan.quantizer.dtype == dtype
 
@@ -285,11 +291,13 @@ def test_the_scan_follows_the_index_type_in_a_long_running_process(
     assert isinstance(matrices.get(collection.record), ExactIndex)
 
 
-@pytest.mark.parametrize("dtype", ["i8", "f16"])
-@pytest.mark.parametrize("distance", ["cosine", "euclidean"])
-def test_an_exact_scan_stays_exact_among_near_duplicates(dtype, distance):
+@pytest.mark.parametrize(
+    ("dtype", "distance"), [("i8", "cosine"), ("f16", "cosine"), ("f16", "euclidean")]
+)
+def test_a_compact_scan_looks_past_its_first_candidates_among_near_duplicates(dtype, distance):
     # 3,000 items closer together than int8 (or float16) can tell apart, among others:
-    # the scan must look past its first candidates until no item left out can win.
+    # the scan must look past its first candidates while one left out could win. (Only
+    # a float32 scan is exact by construction: --exact uses one, see the next test.)
     rng = np.random.default_rng(8)
     base = rng.normal(size=64).astype(np.float32)
     base /= np.linalg.norm(base)
@@ -322,3 +330,26 @@ def test_the_recorded_search_depth_is_used_by_every_process(db_path, test_plugin
     live, problem = reopened.indexes.open(reopened.collection("c").record)
     assert problem is None and live is not None
     assert live.hnsw._index.expansion_search == 200
+
+
+def test_exact_searches_read_float32_whatever_the_index_keeps(
+    db_path, test_plugin, small_threshold
+):
+    # Near-duplicates closer together than int8 can tell apart, under euclidean distance
+    # (one coarse scale for all dimensions): --exact must still rank them exactly.
+    rng = np.random.default_rng(8)
+    base = rng.normal(size=DIMENSIONS).astype(np.float32)
+    near = base + 2e-3 * rng.normal(size=(300, DIMENSIONS)).astype(np.float32)
+    vectors = np.vstack([rng.normal(size=(100, DIMENSIONS)).astype(np.float32) * 5, near])
+    collection = vibes.Database(db_path).collection("e", model="hash", distance="euclidean")
+    collection.embed_multi(items(vectors))
+    collection.build_index(quantize="i8")
+    found = collection.search(base, 10, exact=True)
+    # What a float32 scan of every vector ranks (near-duplicates this close are ranked
+    # by float32 rounding; float64 may order them otherwise).
+    scan = ExactIndex([f"v{i:04d}" for i in range(len(vectors))], vectors, "euclidean")
+    best = scan.search_many(prepare_queries(base, DIMENSIONS, "euclidean"), 10)[0]
+    assert [m.id for m in found] == [item_id for item_id, _ in best]
+    matrices = collection.database.searcher.matrices
+    assert isinstance(matrices.get(collection.record, float32=True), ExactIndex)
+    assert isinstance(matrices.get(collection.record), QuantizedMatrix)

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
     from ..store.base import VectorMatrix
 
+#: Candidates one scan ranks (their estimates say which must be scored exactly).
+SCAN_DEPTH = 1024
 #: The largest magnitude of an item's int8 component in the scan (see __init__).
 SCAN_PEAK = 63.0
 
@@ -200,45 +202,73 @@ class QuantizedMatrix(Positions):
         """The ``n`` best (id, score) pairs for each prepared query, best first, scored
         from the stored float32 vectors; ``rows`` limits the search to those positions.
 
-        The compact scan picks candidates, which are read back and scored exactly. The
-        search is taken as settled once the worst candidate's compact estimate, plus
-        twice the largest error seen among the candidates, stays below the n-th exact
-        score: nothing left out can then reach the top n. Otherwise (items closer
-        together than the compact vectors can tell, near-duplicates) it takes four times
-        as many candidates, up to every row, so that an exact search stays exact."""
+        One compact scan ranks ``SCAN_DEPTH`` candidates; the best 2n + 100 are read back
+        and scored exactly. Every candidate whose compact estimate, plus twice the
+        largest error seen so far, reaches the n-th exact score could still beat it, so
+        those are scored too; when the last candidate of the scan could, the scan goes
+        four times as deep (up to every row). So an exact search stays exact even among
+        near-duplicates closer together than the compact vectors can tell apart."""
+        import numpy as np
+
         if n <= 0 or (rows is not None and rows.shape[0] == 0) or not self.ids:
             return [[] for _ in range(queries.shape[0])]
         size = len(self.ids) if rows is None else len(rows)
-        k = min(size, 2 * n + RESCORE_MARGIN)
-        found, estimates = self.candidates(queries, k, rows)
+        depth = min(size, max(SCAN_DEPTH, 2 * n + RESCORE_MARGIN))
+        found, estimates = self.candidates(queries, depth, rows)
         results = []
         for i in range(queries.shape[0]):
-            positions, values, depth = found[i], estimates[i], k
+            query, positions, values, scanned = queries[i], found[i], estimates[i], depth
+            take = min(len(positions), 2 * n + RESCORE_MARGIN)
+            stored: dict[int, np.ndarray] = {}
             while True:
-                ranking, settled = self._rescore(queries[i], positions, values, n)
-                if settled or depth >= size:
-                    break
-                depth = min(size, depth * 4)
-                more, more_values = self.candidates(queries[i : i + 1], depth, rows)
+                nth, error = self._rescore(query, positions[:take], values[:take], n, stored)
+                # Candidates (best first) that could still reach the n-th exact score.
+                reach = int(np.count_nonzero(values + 2 * error + 1e-9 >= nth))
+                if reach < len(positions) or scanned >= size:
+                    if reach <= take:
+                        break  # every contender was scored exactly
+                    take = min(len(positions), reach)
+                    continue
+                scanned = min(size, scanned * 4)  # contenders may lie past the scan
+                more, more_values = self.candidates(query[None, :], scanned, rows)
                 positions, values = more[0], more_values[0]
-            results.append(ranking)
+                take = min(len(positions), max(take, reach))
+            chosen = [p for p in positions[:take] if int(p) in stored]
+            exact = ExactIndex(
+                [self.ids[p] for p in chosen],
+                np.stack([stored[int(p)] for p in chosen])
+                if chosen
+                else np.empty((0, self.dimensions), dtype=np.float32),
+                self.distance,
+            )
+            results.append(exact.search_many(query[None, :], n)[0])
         return results
 
     def _rescore(
-        self, query: np.ndarray, positions: np.ndarray, estimates: np.ndarray, n: int
-    ) -> tuple[list[tuple[str, float]], bool]:
-        """The n best of the candidates by their stored vectors, and whether no row
-        outside them can beat the n-th (see :meth:`search_many`)."""
+        self,
+        query: np.ndarray,
+        positions: np.ndarray,
+        estimates: np.ndarray,
+        n: int,
+        stored: dict[int, np.ndarray],
+    ) -> tuple[float, float]:
+        """Read the candidates' stored vectors (those not in ``stored`` yet) and return
+        the n-th best exact ranking value among them and the largest gap between a
+        candidate's estimate and its exact value (see :meth:`search_many`)."""
         import numpy as np
 
-        stored = self.fetch([self.ids[p] for p in positions])
-        exact = ExactIndex(stored.ids, stored.vectors, self.distance)
-        ranking = exact.search_many(query[None, :], n)[0]
-        if len(ranking) < n or len(stored.ids) < len(positions):
-            return ranking, False  # rows gone meanwhile: look wider
-        order = exact.positions([self.ids[p] for p in positions])
-        truth = self.values(query, exact.matrix[order])
-        error = float(np.max(np.abs(truth - estimates))) if len(truth) else 0.0
-        nth = float(np.sort(truth)[-n])
-        boundary = float(estimates.min())
-        return ranking, boundary + 2 * error + 1e-9 < nth
+        missing = [int(p) for p in positions if int(p) not in stored]
+        if missing:
+            read = self.fetch([self.ids[p] for p in missing])
+            by_id = dict(zip(read.ids, read.vectors))
+            for p in missing:
+                vector = by_id.get(self.ids[p])
+                if vector is not None:  # None: deleted meanwhile
+                    stored[p] = vector
+        present = [j for j, p in enumerate(positions) if int(p) in stored]
+        if len(present) < n:
+            return -np.inf, 0.0
+        vectors = np.stack([stored[int(positions[j])] for j in present])
+        truth = self.values(query, ExactIndex.prepare(vectors, self.distance))
+        error = float(np.max(np.abs(truth - estimates[present])))
+        return float(np.sort(truth)[-n]), error

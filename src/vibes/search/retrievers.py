@@ -56,23 +56,29 @@ class MatrixCache:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.Lock()
-        self._cache: dict[int, tuple[object, ExactIndex | QuantizedMatrix]] = {}
+        #: (collection id, vector type) -> (store version, matrix)
+        self._cache: dict[tuple[int, str], tuple[object, ExactIndex | QuantizedMatrix]] = {}
 
-    def get(self, target: CollectionRecord) -> ExactIndex | QuantizedMatrix | None:
-        """The collection's vectors for an exact scan: float32, or the compact copies its
-        index is quantised to (``vibes index --quantize``), re-scored from float32."""
+    def get(
+        self, target: CollectionRecord, *, float32: bool = False
+    ) -> ExactIndex | QuantizedMatrix | None:
+        """The collection's vectors for a scan of them all: the compact copies its index
+        is quantised to (``vibes index --quantize``), whose candidates are re-scored from
+        float32, or float32 itself (always with ``float32``: exact by construction)."""
         from ..index.exact import ExactIndex
 
         with self._lock:
             # Read before loading: a write in between only makes the next call reload.
             # The type is part of the key: an index built, rebuilt with another type or
             # dropped (here or in another process) changes it, not the vectors.
-            version = (self.store.version(), self.quantized(target))
-            dtype = version[1]
-            cached = self._cache.get(target.id)
-            if cached is not None and cached[0] == version:
+            version = self.store.version()
+            dtype = "f32" if float32 else self.quantized(target)
+            for key in [k for k in self._cache if k[0] == target.id]:
+                if key[1] not in ("f32", dtype) or self._cache[key][0] != version:
+                    del self._cache[key]  # free old copies before reading new ones
+            cached = self._cache.get((target.id, dtype))
+            if cached is not None:
                 return cached[1]
-            self._cache.pop(target.id, None)  # free the old copy before reading the new
             found = self.store.load_matrix(target.id, target.dimensions)
             if not found.ids:
                 return None
@@ -87,7 +93,7 @@ class MatrixCache:
 
                 index = QuantizedMatrix(found.ids, found.vectors, target.distance, dtype, fetch)
             del found
-            self._cache[target.id] = (version, index)
+            self._cache[(target.id, dtype)] = (version, index)
             return index
 
     def quantized(self, target: CollectionRecord) -> str:
@@ -103,10 +109,9 @@ class MatrixCache:
     def forget(self, collection_id: int | None = None) -> None:
         """Drop one collection's matrix, or every one."""
         with self._lock:
-            if collection_id is None:
-                self._cache.clear()
-            else:
-                self._cache.pop(collection_id, None)
+            for key in list(self._cache):
+                if collection_id is None or key[0] == collection_id:
+                    del self._cache[key]
 
 
 class ExactRetriever:
@@ -118,7 +123,9 @@ class ExactRetriever:
         self.matrices = matrices
 
     def retrieve(self, request: Retrieval) -> list[Ranking] | None:
-        index = self.matrices.get(request.target)
+        # An explicit exact search reads float32: compact copies find candidates by
+        # estimates, which near-duplicates can defeat.
+        index = self.matrices.get(request.target, float32=request.exact)
         if index is None:
             return [[] for _ in range(request.queries.shape[0])]
         rows = None
