@@ -1,16 +1,18 @@
-"""Exact search over compact (int8 or float16) vectors, re-scored from float32.
+"""Scans of every item over compact (int8 or float16) vectors, re-scored from float32.
 
-An exact scan of a million float32 vectors reads 1.5 GB and is bound by memory
-bandwidth; their int8 copies are a quarter of that. NumPy has no fast int8 matrix
-product, so the scan runs in ONNX Runtime (already loaded for the models), whose
-MatMulInteger kernel multiplies unsigned by signed bytes with the processor's integer
-dot-product instructions; NumPy's partial sort picks the candidates. float16 copies are scanned by usearch's exact search (NumPy has no fast float16
-product either): half the memory, but slower than float32 (bench/bench_quantized.py).
+A scan of a million float32 vectors reads 1.5 GB and is bound by memory bandwidth;
+their int8 copies are a quarter of that. NumPy has no fast int8 matrix product, so the
+scan runs in ONNX Runtime (already loaded for the models), whose MatMulInteger kernel
+multiplies unsigned by signed bytes with the processor's integer dot-product
+instructions; NumPy's partial sort picks the candidates. float16 copies are scanned by
+usearch's exact search (NumPy has no fast float16 product either): half the memory,
+but slower than float32 (bench/bench_quantized.py).
 
-The best few candidates (a fixed margin over the hits asked for) are then read back as
-stored float32 vectors and scored exactly, so the scores returned are an exact search's
-(bench/bench_quantized.py measures how often a true hit misses the margin: never, at
-recall@10 = 1.000 on the Debian vectors).
+The candidates are read back as stored float32 vectors and scored exactly, so the scores
+returned are exact; which candidates are read is decided by the compact estimates (see
+:meth:`QuantizedMatrix.search_many`). An explicit exact search reads float32 instead
+(``MatrixCache.get(..., float32=True)``): estimates cannot always tell near-duplicates
+apart.
 """
 
 from __future__ import annotations
