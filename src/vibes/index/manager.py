@@ -799,10 +799,7 @@ class IndexManager:
             if problem is not None:
                 live = None
         path = self.directory / state.file if self.directory and state.file else None
-        try:
-            quantizer = Quantizer.from_params(state.params, target.distance)
-        except VibesError:
-            quantizer = Quantizer("f32", target.distance)
+        quantizer = Quantizer.recorded(state.params, target.distance)
         try:
             size = path.stat().st_size if path and path.is_file() else None
         except OSError:  # unreachable: problem() has said why

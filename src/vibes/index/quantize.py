@@ -1,24 +1,25 @@
 """Compact copies of a collection's vectors: float16 or int8 instead of float32.
 
-The graph (:mod:`vibes.index.hnsw`) and the exact scan (:mod:`vibes.index.scan`) can
-hold their vectors in 2 or 1 bytes a dimension instead of 4, which halves or quarters the
-memory they take and the bytes a search reads. Whatever finds the candidates, the final
-hits are always scored again from the stored float32 vectors, so the scores a search
-returns are exact; quantisation can only change which items reach that last step, and
-asking for a few more candidates than needed keeps that from happening in practice
-(bench/bench_quantized.py measures it).
+The graph (:mod:`vibes.index.hnsw`) and scans of every item (:mod:`vibes.index.scan`)
+can hold their vectors in 2 or 1 bytes a dimension instead of 4, which halves or
+quarters the memory they take and the bytes a search reads. Whatever finds the
+candidates, the final hits are always scored again from the stored float32 vectors, so
+the scores a search returns are exact; quantisation can only change which items reach
+that last step, and asking for more candidates than needed keeps that from happening in
+practice (bench/bench_quantized.py measures it).
 
-int8 scales each dimension to the range -127..127 by the largest magnitude it holds in
-the collection (cosine and dot distances, whose ranking a per-dimension scale preserves
-when the query is divided by the same scales), or scales every dimension alike
-(euclidean distance, which per-dimension scales would distort). Items added later whose
-values exceed that range are clipped: they are still found (their stored vectors decide
-their scores), only a little less precisely, until the next rebuild fits the scales again.
+int8 scales each dimension to -peak..peak by the largest magnitude it holds in the
+collection (cosine and dot distances, whose ranking a per-dimension scale preserves when
+the query is divided by the same scales), or scales every dimension alike (euclidean
+distance, which per-dimension scales would distort). Items added later whose values
+exceed that range are clipped; when a fold would clip many of them (:meth:`Quantizer.fits`),
+the index is built again instead, with scales fitted to every item.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,15 @@ CLIPPED_BEYOND = 1.25
 BLOCK = 16_384
 #: Candidates a compact search re-scores from float32, beyond twice the hits asked for.
 RESCORE_MARGIN = 100
+
+
+def _blocks(
+    vectors: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray] | None
+) -> Iterator[np.ndarray]:
+    """``vectors`` a block of rows at a time, each passed through ``prepare`` if given."""
+    for start in range(0, len(vectors), BLOCK):
+        block = vectors[start : start + BLOCK]
+        yield block if prepare is None else prepare(block)
 
 
 def check_dtype(dtype: str) -> str:
@@ -65,32 +75,26 @@ class Quantizer:
 
     @classmethod
     def fit(
-        cls, vectors: np.ndarray, distance: str, dtype: str, peak: float = INT8_PEAK
+        cls,
+        vectors: np.ndarray,
+        distance: str,
+        dtype: str,
+        peak: float = INT8_PEAK,
+        *,
+        prepare: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> Quantizer:
-        """A quantizer for these prepared vectors: int8 scales come from their range, so
-        that items take -peak..peak."""
-        import numpy as np
-
-        width = vectors.shape[1] if vectors.ndim == 2 else 0
-        magnitudes = np.zeros(width)
-        if check_dtype(dtype) == "i8":
-            for start in range(0, len(vectors), BLOCK):  # no full-size temporary
-                block = np.abs(vectors[start : start + BLOCK]).max(axis=0)
-                magnitudes = np.fmax(magnitudes, np.where(np.isfinite(block), block, 0.0))
-        return cls.from_magnitudes(magnitudes, distance, dtype, peak)
-
-    @classmethod
-    def from_magnitudes(
-        cls, magnitudes: np.ndarray, distance: str, dtype: str, peak: float = INT8_PEAK
-    ) -> Quantizer:
-        """A quantizer for prepared vectors whose largest magnitude in each dimension is
-        ``magnitudes``."""
+        """A quantizer for these prepared vectors (or for ``prepare`` of them, applied a
+        block at a time): int8 scales come from their range, so that items take
+        -peak..peak."""
         import numpy as np
 
         if check_dtype(dtype) != "i8":
             return cls(dtype, distance)
-        magnitudes = magnitudes.astype(np.float64)  # a copy, changed below
-        magnitudes[~np.isfinite(magnitudes)] = 0.0  # vectors stored with NaN (other tools)
+        magnitudes = np.zeros(vectors.shape[1] if vectors.ndim == 2 else 0)
+        for block in _blocks(vectors, prepare):  # no full-size temporary
+            largest = np.abs(block).max(axis=0)
+            # Vectors stored with NaN or infinity (by other tools) say nothing of the range.
+            magnitudes = np.fmax(magnitudes, np.where(np.isfinite(largest), largest, 0.0))
         if distance == "euclidean":
             magnitudes[:] = magnitudes.max(initial=0.0)
         magnitudes[magnitudes == 0] = 1.0
@@ -105,7 +109,9 @@ class Quantizer:
         """How far a score from these vectors may stray from the float32 one, relative
         to the size of the vectors compared (float32: its rounding; compact types: their
         precision, with room to spare; damage is off by whole units)."""
-        return {"f32": 1e-3, "f16": 1e-2}.get(self.dtype, 5e-2)
+        from .exact import SCORE_TOLERANCE
+
+        return {"f32": SCORE_TOLERANCE, "f16": 1e-2}.get(self.dtype, 5e-2)
 
     def fits(self, vectors: np.ndarray) -> bool:
         """Whether these prepared vectors are encoded without clipping more than a
@@ -128,20 +134,26 @@ class Quantizer:
         assert self.scales is not None
         return np.asarray(self.scales, dtype=np.float32)
 
-    def encode(self, vectors: np.ndarray) -> np.ndarray:
-        """Prepared vectors (n, d) in this quantizer's type, converted a block at a time
-        (a million vectors would otherwise take several float32 temporaries of 1.5 GB)."""
+    def encode(
+        self,
+        vectors: np.ndarray,
+        *,
+        prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Prepared vectors (n, d) (or ``prepare`` of them) in this quantizer's type,
+        converted a block at a time (a million vectors would otherwise take several
+        float32 temporaries of 1.5 GB)."""
         import numpy as np
 
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if self.dtype == "f32":
-            return vectors
-        encoded = np.empty(vectors.shape, dtype=np.float16 if self.dtype == "f16" else np.int8)
+        if self.dtype == "f32" and prepare is None:
+            return np.asarray(vectors, dtype=np.float32)
+        kind = {"f32": np.float32, "f16": np.float16, "i8": np.int8}[self.dtype]
+        encoded = np.empty(vectors.shape, dtype=kind)
         scales = self._scales() if self.dtype == "i8" else None
-        for start in range(0, len(vectors), BLOCK):
-            block = vectors[start : start + BLOCK]
+        for start, block in zip(range(0, len(vectors), BLOCK), _blocks(vectors, prepare)):
+            block = np.asarray(block, dtype=np.float32)
             if scales is None:
-                encoded[start : start + BLOCK] = np.nan_to_num(block.astype(np.float16))
+                encoded[start : start + BLOCK] = np.nan_to_num(block.astype(kind))
             else:
                 scaled = np.rint(np.nan_to_num(block * scales))
                 encoded[start : start + BLOCK] = np.clip(scaled, -self.peak, self.peak)
@@ -181,6 +193,15 @@ class Quantizer:
         if self.scales is not None:
             found["scales"] = list(self.scales)
         return found
+
+    @classmethod
+    def recorded(cls, params: str | None, distance: str) -> Quantizer:
+        """:meth:`from_params`, or float32 when the record is unreadable (an index that
+        cannot be opened then says why; what reports on it need not fail)."""
+        try:
+            return cls.from_params(params, distance)
+        except (VibesError, ValueError):
+            return cls("f32", distance)
 
     @classmethod
     def from_params(cls, params: str | None, distance: str) -> Quantizer:

@@ -21,8 +21,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .exact import ExactIndex, Positions
-from .quantize import BLOCK, RESCORE_MARGIN, Quantizer
+from .exact import ExactIndex, Positions, top_k
+from .quantize import RESCORE_MARGIN, Quantizer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,8 +70,8 @@ def _int8_session() -> Any:
 
 
 class QuantizedMatrix(Positions):
-    """A collection's vectors in compact form for exact search; the same interface as
-    :class:`~vibes.index.exact.ExactIndex` (``positions``, ``search_many``)."""
+    """A collection's vectors in compact form for scans of every item; the same interface
+    as :class:`~vibes.index.exact.ExactIndex` (``positions``, ``search_many``)."""
 
     def __init__(
         self,
@@ -89,25 +89,20 @@ class QuantizedMatrix(Positions):
         self.dimensions = int(vectors.shape[1])
         self.distance = distance
         self.fetch = fetch
-        # Prepared and encoded a block at a time: a full-size prepared copy of a million
-        # vectors would take 1.5 GB more.
-        blocks = range(0, len(vectors), BLOCK)
-        magnitudes = np.zeros(self.dimensions)
-        for start in blocks:
-            block = ExactIndex.prepare(vectors[start : start + BLOCK], distance)
-            magnitudes = np.fmax(magnitudes, np.abs(block).max(axis=0, initial=0.0))
+
+        # Prepared a block at a time: a full-size prepared copy of a million vectors
+        # would take 1.5 GB more.
+        def prepare(block: np.ndarray) -> np.ndarray:
+            return ExactIndex.prepare(block, distance)
+
         # Scales fitted to these vectors (not the graph's, which may be older): nothing
         # is clipped. Items take -63..63, not -127..127: on processors without integer
         # dot-product instructions (AVX2 alone), ONNX Runtime adds two products of an
         # unsigned and a signed byte in 16 bits, which 255 x 127 x 2 overflows (and which
         # silently saturates); 255 x 63 x 2 fits.
-        quantizer = Quantizer.from_magnitudes(magnitudes, distance, dtype, peak=SCAN_PEAK)
+        quantizer = Quantizer.fit(vectors, distance, dtype, peak=SCAN_PEAK, prepare=prepare)
         self.quantizer = quantizer
-        kind = np.int8 if dtype == "i8" else np.float16
-        encoded = np.empty((len(vectors), self.dimensions), dtype=kind)
-        for start in blocks:
-            block = ExactIndex.prepare(vectors[start : start + BLOCK], distance)
-            encoded[start : start + BLOCK] = quantizer.encode(block)
+        encoded = quantizer.encode(vectors, prepare=prepare)
         #: int8: what to take off each row's product with a shifted query (128 x the
         #: row's sum; for euclidean, 2 x that plus |x|^2), in int32.
         self.offset = np.zeros(0, dtype=np.int32)
@@ -146,17 +141,10 @@ class QuantizedMatrix(Positions):
             products = _int8_session().run(None, {"queries": shifted, "matrix": matrix})[0]
             # Ranking values in whole numbers: x.q, or for euclidean 2 x.q - |x|^2 (the
             # offset holds the shift's 128 x sum(x), and |x|^2).
-            ranked = (
-                products - offset[None, :]
-                if self.distance != "euclidean"
-                else (2 * products - offset[None, :])
-            )
-            found = np.empty((len(ranked), k), dtype=np.int64)
-            best = np.empty((len(ranked), k), dtype=np.float64)
-            for i, row in enumerate(ranked):
-                top = np.argpartition(row, size - k)[size - k :] if k < size else np.arange(size)
-                top = top[np.argsort(-row[top], kind="stable")]
-                found[i], best[i] = top, row[top]
+            twice = 2 if self.distance == "euclidean" else 1
+            ranked = twice * products - offset[None, :]
+            found = np.stack([top_k(row, k) for row in ranked])
+            best = np.take_along_axis(ranked, found, axis=1).astype(np.float64)
             if self.distance == "euclidean":
                 # 2 x.q - |x|^2 - |q|^2 = -|x - q|^2, in scaled units.
                 wide = encoded.astype(np.float64)
@@ -205,8 +193,10 @@ class QuantizedMatrix(Positions):
         and scored exactly. Every candidate whose compact estimate, plus twice the
         largest error seen so far, reaches the n-th exact score could still beat it, so
         those are scored too; when the last candidate of the scan could, the scan goes
-        four times as deep (up to every row). So an exact search stays exact even among
-        near-duplicates closer together than the compact vectors can tell apart."""
+        four times as deep (up to every row). The largest error seen stands for errors
+        not seen, so this is not exact by construction (an euclidean int8 case missed the
+        true best among near-duplicates): explicit exact searches read float32 instead
+        (``MatrixCache.get(..., float32=True)``)."""
         import numpy as np
 
         if n <= 0 or (rows is not None and rows.shape[0] == 0) or not self.ids:

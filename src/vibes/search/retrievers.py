@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ..index.manager import EXACT_FILTER_LIMIT, IndexManager
-from ..index.quantize import DTYPES
+from ..index.quantize import Quantizer
 from ..store.base import Candidates, CollectionRecord, Store, VectorMatrix
 
 if TYPE_CHECKING:
@@ -98,13 +98,8 @@ class MatrixCache:
 
     def quantized(self, target: CollectionRecord) -> str:
         """The vector type the collection's index records (``f32`` when it has none)."""
-        import json
-
         state = self.store.index_state(target.id)
-        if state is None or not state.params:
-            return "f32"
-        dtype = json.loads(state.params).get("quantize", "f32")
-        return dtype if dtype in DTYPES else "f32"
+        return Quantizer.recorded(state.params if state else None, target.distance).dtype
 
     def forget(self, collection_id: int | None = None) -> None:
         """Drop one collection's matrix, or every one."""
