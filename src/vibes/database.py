@@ -43,7 +43,7 @@ class Database:
             raise DatabaseOpenError(
                 f"{where} {path}" + (": embed something first" if default else "")
             )
-        if default and not readonly:
+        if default and not readonly and not is_server_url(path):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         #: The storage backend.
         self.store: Store = open_store(path, readonly=readonly)

@@ -71,7 +71,9 @@ class RawSQL:
 
     sql: str
     params: tuple[Any, ...] = ()
-    dialect: str = "sqlite"
+    #: The SQL dialect it is written in; None: that of whichever backend runs it (what
+    #: ``--where`` gives: a condition in the SQL of the database the user named).
+    dialect: str | None = None
 
 
 Condition = Compare | OneOf | IdPrefix | RawSQL
@@ -133,7 +135,8 @@ def build_filter(
     where_params: Sequence[Any] = (),
 ) -> Filter:
     """One :class:`Filter` from expressions (or a ``{key: value}`` mapping, for equality),
-    a literal id prefix and a raw SQLite condition on ``embeddings``."""
+    a literal id prefix and a raw condition in the database's own SQL (SQLite's on
+    ``embeddings``, PostgreSQL's on ``vibes_embeddings``)."""
     conditions: list[Condition] = []
     if isinstance(filters, Filter):
         conditions.extend(filters.conditions)

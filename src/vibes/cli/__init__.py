@@ -106,6 +106,7 @@ from . import (  # noqa: E402,F401
     index,
     llms,
     models,
+    pg,
     plot,
     related,
     serve,

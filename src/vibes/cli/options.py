@@ -31,8 +31,8 @@ def database_option(function: Callable) -> Callable:
         "--database",
         type=click.Path(dir_okay=False, allow_dash=False),
         envvar=list(DATABASE_VARIABLES),
-        help="Database file (default: $VIBES_DB, else $LLM_EMBEDDINGS_DB, "
-        "else the one 'vibes path' prints)",
+        help="Database file, or a postgresql:// URL (default: $VIBES_DB, else "
+        "$LLM_EMBEDDINGS_DB, else the one 'vibes path' prints)",
     )(function)
 
 

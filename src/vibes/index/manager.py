@@ -77,6 +77,14 @@ DAMAGED_KIND = "damaged"
 DAMAGED = "file is damaged (found so by a search or a check; it is no longer used)"
 #: This manager's name among the readers of the change log.
 LOG_CONSUMER = "index"
+#: An index the database keeps itself (pgvector's HNSW on PostgreSQL): no file, no
+#: overlay; the database updates it with every write.
+NATIVE_KIND = "native"
+#: The graph parameters of a new database-kept index: pgvector's own defaults (16 links,
+#: a build depth of 64), searched deeper than its default of 40 for recall.
+NATIVE_DEFAULTS = {"connectivity": 16, "expansion_add": 64, "expansion_search": 100}
+#: How database-kept indexes store vectors for each ``--quantize`` (pgvector has no int8).
+NATIVE_TYPES = {"f32": "vector", "f16": "halfvec"}
 
 
 class IndexWarning(UserWarning):
@@ -566,6 +574,8 @@ class IndexManager:
 
     def build(self, target: CollectionRecord, params: HNSWParams | None = None) -> IndexState:
         """Build the collection's index from every stored vector, replacing any other."""
+        if self.store.native_indexes:
+            return self.build_native(target, **(params.to_dict() if params else {}))
         directory = self.directory
         if directory is None:
             raise VibesError("An in-memory database cannot keep an index")
@@ -681,8 +691,56 @@ class IndexManager:
         params = HNSWParams.from_json(live.state.params, target.distance)
         return self._save(target, full, overlay.seq, params, live.state)
 
+    def build_native(self, target: CollectionRecord, **changes: int | str) -> IndexState:
+        """Have the database build its own index of the collection (PostgreSQL's HNSW),
+        with the recorded parameters (else :data:`NATIVE_DEFAULTS`) and ``changes``;
+        ``quantize="f16"`` stores the collection's vectors at half precision first."""
+        if target.dimensions is None:
+            raise VibesError(f"Collection {target.name!r} is empty: there is nothing to index")
+        old = self.store.index_state(target.id)
+        recorded = old.params if old is not None and old.kind == NATIVE_KIND else None
+        params = HNSWParams.from_json(
+            recorded or json.dumps({**NATIVE_DEFAULTS, "quantize": "f32"}),
+            target.distance,
+            **changes,
+        )
+        vector_type = NATIVE_TYPES.get(str(params.quantize))
+        if vector_type is None:
+            raise VibesError(
+                f"This database keeps {' or '.join(NATIVE_TYPES)} vectors, not "
+                f"{params.quantize} (pgvector has no int8 vectors)"
+            )
+        set_type = getattr(self.store, "set_vector_type", None)
+        if set_type is not None:
+            set_type(target.id, vector_type)
+        self._say(f"Building the search index of {target.name!r} in the database")
+        self.store.build_native_index(
+            target.id,
+            target.dimensions,
+            target.distance,
+            connectivity=params.connectivity,
+            expansion_add=params.expansion_add,
+        )
+        state = IndexState(
+            target.id,
+            NATIVE_KIND,
+            None,
+            self.store.last_change(target.id),
+            self.store.count(target.id),
+            target.dimensions,
+            target.model,
+            target.distance,
+            json.dumps(params.to_dict()),
+            int(time.time()),
+        )
+        with self.store.transaction() as tx:
+            self.store.save_index_state(tx, state, old.file if old else None)
+            self.store.release_log(tx, target.id, LOG_CONSUMER)
+        return state
+
     def drop(self, target: CollectionRecord) -> None:
         """Remove the index and keep the collection unindexed until the next --rebuild."""
+        self.store.drop_native_index(target.id)
         old = self.store.index_state(target.id)
         off = IndexState(target.id, OFF_KIND, None, 0, None, None, None, None, None, None)
         with self.store.transaction() as tx:
@@ -751,6 +809,37 @@ class IndexManager:
         self.build(target)
         return False
 
+    def _native_status(self, target: CollectionRecord, state: IndexState) -> dict[str, Any]:
+        found = self.store.native_index(target.id)
+        problem = None
+        if found is None:
+            problem = "is missing from the database"
+        elif not found["valid"]:
+            problem = "is not valid (a build was interrupted)"
+        params = json.loads(state.params or "{}")
+        info: dict[str, Any] = {
+            "kind": INDEX_KIND,
+            "kept_by": "database",
+            "usable": problem is None,
+            "problem": problem,
+            "indexed": self.store.count(target.id),
+            "pending_changes": 0,
+            "stale": False,
+            "name": found["name"] if found else None,
+            "bytes": found["bytes"] if found else None,
+            "vector_bytes": self.store.count(target.id) * (target.dimensions or 0) * 4,
+            "quantize": params.get("quantize", "f32"),
+            "parameters": params,
+            "model": state.model,
+            "dimensions": state.dimensions,
+            "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state.built or 0)),
+        }
+        if problem is not None:
+            info["advice"] = (
+                f"searches run exactly until you run 'vibes index {target.name} --rebuild'"
+            )
+        return info
+
     def needs_work(self, target: CollectionRecord) -> bool:
         """Whether :meth:`maintain` would build, repair or fold (cheap: no file is read
         but the open index's header)."""
@@ -793,6 +882,8 @@ class IndexManager:
         if state is None or state.kind == OFF_KIND:
             info["kind"] = "none" if state is None else "off"
             return info
+        if state.kind == NATIVE_KIND:
+            return {**info, **self._native_status(target, state)}
         live, problem = self.open(target)
         if live is not None:
             problem = self.check(target, live)

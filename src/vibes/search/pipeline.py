@@ -18,6 +18,7 @@ from .retrievers import (
     ApproximateRetriever,
     ExactRetriever,
     MatrixCache,
+    NativeRetriever,
     Ranking,
     Retrieval,
     Retriever,
@@ -125,6 +126,7 @@ class Searcher:
         self.fulltext = fulltext or FullText(store)
         #: Tried in order for vector search; the first that answers wins.
         self.vector_retrievers: list[Retriever] = [
+            NativeRetriever(store),
             ApproximateRetriever(indexes),
             ExactRetriever(self.matrices),
         ]
@@ -330,7 +332,9 @@ class Searcher:
             import numpy as np
 
             stacked = np.concatenate([queries[i].vector for i in asking])
-            request = Retrieval(target, stacked, depth, candidates, options.exact)
+            request = Retrieval(
+                target, stacked, depth, candidates, options.exact, options.filters or None
+            )
             vector_legs = dict(zip(asking, self.retrieve(request)))
             for message in request.warnings:
                 if _note(notes, message, warn=False):

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from ..index.manager import EXACT_FILTER_LIMIT, IndexManager
+from ..index.manager import EXACT_FILTER_LIMIT, NATIVE_KIND, IndexManager
 from ..index.quantize import Quantizer
 from ..store.base import Candidates, CollectionRecord, Store, VectorMatrix
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from ..filters import Filter
     from ..index.exact import ExactIndex
     from ..index.scan import QuantizedMatrix
 
@@ -36,6 +37,8 @@ class Retrieval:
     k: int
     candidates: Candidates | None = None
     exact: bool = False
+    #: The filter the candidates were found by (retrievers in the database use it).
+    condition: Filter | None = None
     warnings: list[str] = field(default_factory=list)
     #: The name of the retriever that answered.
     answered_by: str | None = None
@@ -160,3 +163,64 @@ class ApproximateRetriever:
                 f"instead (run 'vibes index {name} --rebuild')"
             )
         return None
+
+
+class NativeRetriever:
+    """The database's own approximate index (pgvector's HNSW on PostgreSQL), searched in
+    the database with the filter applied there (iterative scans: a filtered search
+    returns ``k`` hits whenever ``k`` items match). Hits are scored again from their
+    stored vectors, as an exact search scores them. Answers nothing on backends that keep
+    no index of their own, or for collections without one."""
+
+    name = "native"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def retrieve(self, request: Retrieval) -> list[Ranking] | None:
+        if request.exact or not self.store.native_indexes:
+            return None
+        target, candidates = request.target, request.candidates
+        if candidates is not None and len(candidates) <= EXACT_FILTER_LIMIT:
+            return None  # few enough to score them all, exactly
+        state = self.store.index_state(target.id)
+        if state is None or state.kind != NATIVE_KIND or target.dimensions is None:
+            return None
+        from ..index.exact import ExactIndex
+        from ..index.hnsw import HNSWParams
+
+        depth = HNSWParams.from_json(state.params, target.distance).expansion_search
+        found = self.store.search_native(
+            target.id,
+            target.dimensions,
+            target.distance,
+            request.queries,
+            request.k,
+            condition=request.condition,
+            expansion_search=depth,
+        )
+        if found is None:
+            request.warnings.append(
+                f"The index of collection {target.name!r} is missing or not yet valid; "
+                f"searching exactly instead (run 'vibes index {target.name} --rebuild')"
+            )
+            return None
+        available = len(candidates) if candidates is not None else None
+        rankings: list[Ranking] = []
+        for i, hits in enumerate(found):
+            if len(hits) < request.k:
+                # Fewer than asked: right only when fewer exist.
+                if available is None:
+                    available = self.store.count(target.id)
+                if len(hits) < min(request.k, available):
+                    return None
+            if not hits:
+                rankings.append([])
+                continue
+            import numpy as np
+
+            exact = ExactIndex(
+                [h[0] for h in hits], np.stack([h[1] for h in hits]), target.distance
+            )
+            rankings.append(exact.search_many(request.queries[i : i + 1], request.k)[0])
+        return rankings

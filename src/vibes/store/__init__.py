@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import DatabaseOpenError
 from .base import (
     Candidates,
     ChunkRecord,
@@ -56,15 +55,14 @@ def is_server_url(location: str | Path) -> bool:
 
 
 def open_store(location: str | Path, *, readonly: bool = False) -> Store:
-    """The backend for ``location``: a ``postgresql://`` URL selects PostgreSQL (once that
-    backend lands), anything else is a SQLite file path (or ``:memory:``). ``readonly``
+    """The backend for ``location``: a ``postgresql://`` URL selects PostgreSQL (with
+    pgvector), anything else is a SQLite file path (or ``:memory:``). ``readonly``
     opens it so that nothing can be written."""
     text = str(location)
     if is_server_url(text):
-        raise DatabaseOpenError(
-            f"Cannot open {text.split('@')[-1]}: the PostgreSQL backend is not installed "
-            "in this version of vibes"
-        )
+        from .postgres import PostgresStore
+
+        return PostgresStore(text, readonly=readonly)
     from .sqlite import SQLiteStore
 
     return SQLiteStore(text, readonly=readonly)

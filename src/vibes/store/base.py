@@ -267,6 +267,50 @@ class Store(ABC):
         """A token that changes whenever any stored vector changes, whoever changed it
         (this process, another one, ``llm``, plain SQL). Caches of vectors key on it."""
 
+    # -- an approximate index the database keeps itself (optional) ------------------------
+
+    #: True for backends that keep approximate vector indexes themselves (PostgreSQL's
+    #: pgvector HNSW), which :meth:`build_native_index` and :meth:`search_native` serve;
+    #: the others get vibes' own index files beside the database.
+    native_indexes: bool = False
+
+    def native_index(self, collection_id: int) -> dict[str, Any] | None:
+        """The database's own index of the collection (its name, ``bytes``, whether it
+        is ``valid``), or None when it has none."""
+        return None
+
+    def build_native_index(
+        self,
+        collection_id: int,
+        dimensions: int,
+        distance: str,
+        *,
+        connectivity: int = 16,
+        expansion_add: int = 64,
+    ) -> None:
+        """(Re)build the database's own index of the collection, without blocking writers."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no indexes of its own")
+
+    def drop_native_index(self, collection_id: int) -> bool:
+        """Drop the database's own index of the collection; False when it had none."""
+        return False
+
+    def search_native(
+        self,
+        collection_id: int,
+        dimensions: int,
+        distance: str,
+        queries: np.ndarray,
+        k: int,
+        *,
+        condition: Filter | None = None,
+        expansion_search: int = 100,
+    ) -> list[list[tuple[str, np.ndarray]]] | None:
+        """Up to ``k`` items nearest each query by the database's own index, each with its
+        stored vector (the caller scores them), limited to those ``condition`` lets
+        through; None when the collection has no usable index."""
+        return None
+
     @abstractmethod
     def sidecar_directory(self) -> Path | None:
         """A directory beside the database for derived files (index files), or None when

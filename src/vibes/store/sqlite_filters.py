@@ -87,7 +87,7 @@ def compile_condition(condition: Condition, params: list[Any]) -> str:
         params.extend([condition.prefix, condition.prefix])
         return "substr(id, 1, length(?)) = ?"
     if isinstance(condition, RawSQL):
-        if condition.dialect != "sqlite":
+        if condition.dialect not in (None, "sqlite"):
             raise FilterError(
                 f"This SQLite database cannot run a {condition.dialect} --where condition"
             )
