@@ -115,16 +115,25 @@ def postgres_server(tmp_path_factory):
 
 
 @pytest.fixture
-def pg_url(postgres_server, request) -> str:
-    """A URL of the test server whose tables go to a schema of this test's own (pgvector
-    itself stays in ``public``), so that every test starts from an empty database."""
+def pg_database(postgres_server):
+    """Makes URLs of the test server whose tables go to a schema of their own (pgvector
+    itself stays in ``public``): each is an empty database as far as vibes can tell."""
     import psycopg
 
-    schema = f"t_{os.getpid()}_{next(_SCHEMAS)}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in postgres_server else "?"
-    return f"{postgres_server}{separator}options=-csearch_path%3D{schema},public"
+    def make() -> str:
+        schema = f"t_{os.getpid()}_{next(_SCHEMAS)}"
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        separator = "&" if "?" in postgres_server else "?"
+        return f"{postgres_server}{separator}options=-csearch_path%3D{schema},public"
+
+    return make
+
+
+@pytest.fixture
+def pg_url(pg_database) -> str:
+    """An empty PostgreSQL database of this test's own (see pg_database)."""
+    return pg_database()
 
 
 _SCHEMAS = itertools.count()

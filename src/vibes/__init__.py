@@ -9,6 +9,7 @@
 
 from .chunking import Chunk, chunk
 from .collection import Collection
+from .copying import CopyStats, copy_collection
 from .database import CollectionInfo, Database
 from .errors import (
     DatabaseOpenError,
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Chunk",
     "Collection",
+    "CopyStats",
     "DocumentMatch",
     "chunk",
     "CollectionInfo",
@@ -58,6 +60,7 @@ __all__ = [
     "UnknownModelError",
     "VibesError",
     "build_filter",
+    "copy_collection",
     "default_model_id",
     "get_model",
     "get_reranker",

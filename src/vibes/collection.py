@@ -346,15 +346,15 @@ class Collection:
         from .index import background
 
         indexes = self.database.indexes
-        if self._store.native_indexes:  # PostgreSQL builds and keeps its own
-            return indexes.build_native(self.record, **params)
-        directory = indexes.directory
+        directory = indexes.build_directory
         build: contextlib.AbstractContextManager[bool]
         if directory is None or not background.in_background():
             build = contextlib.nullcontext(True)
         else:  # after a background build of it, not at the same time
             build = background.holding(directory, self.id, wait=True)
         with build:
+            if self._store.native_indexes:  # PostgreSQL builds and keeps its own
+                return indexes.build_native(self.record, **params)
             state = self._store.index_state(self.id)
             chosen = HNSWParams.from_json(state.params if state else None, self.distance, **params)
             return indexes.build(self.record, chosen)

@@ -46,7 +46,7 @@ class Database:
         if default and not readonly and not is_server_url(path):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         #: The storage backend.
-        self.store: Store = open_store(path, readonly=readonly)
+        self.store: Store = open_store(path, readonly=readonly, create=create)
         #: The approximate indexes of this database's collections.
         self.indexes = IndexManager(self.store)
         #: The full-text indexes of this database's collections.
@@ -59,8 +59,13 @@ class Database:
         """Where the database is, as given (a file path, or a URL)."""
         return self.store.location
 
+    @property
+    def label(self) -> str:
+        """Where the database is, for messages (a server URL without its password)."""
+        return self.store.describe()
+
     def __repr__(self) -> str:
-        return f"<Database {self.path!r}>"
+        return f"<Database {self.label!r}>"
 
     def __enter__(self) -> Database:
         return self
@@ -118,7 +123,7 @@ class Database:
             return Collection(self, record, model_object)
         if not create:
             raise UnknownCollectionError(
-                f"Collection {name!r} does not exist in {self.path} "
+                f"Collection {name!r} does not exist in {self.label} "
                 "(run 'vibes collections' to list them)"
             )
         model_object = model if isinstance(model, EmbeddingModel) else get_model(model)

@@ -1,4 +1,4 @@
-"""``vibes collections``: list, delete and export collections; ``path``."""
+"""``vibes collections``: list, delete, export and copy collections; ``path``."""
 
 from __future__ import annotations
 
@@ -11,14 +11,18 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
-from . import cli
+from ..copying import DEFAULT_BATCH_SIZE, copy_collection, source_collection
+from ..errors import VibesError
+from . import Interrupted, cli
 from .options import (
+    DATABASE_VARIABLES,
     DefaultGroup,
     database_option,
     default_database,
     emit_json_lines,
     emit_table,
     open_database,
+    stderr_is_terminal,
 )
 
 if TYPE_CHECKING:
@@ -187,3 +191,96 @@ def _export(target: Collection, format_: str, vectors: bool, output: IO[str]) ->
                     *([json.dumps(row["embedding"])] if vectors else []),
                 ]
             )
+
+
+@collections.command(name="copy")
+@click.argument("name")
+@click.option(
+    "from_",
+    "--from",
+    metavar="PATH_OR_URL",
+    type=click.Path(dir_okay=False, allow_dash=False),
+    envvar=list(DATABASE_VARIABLES),
+    help="Database to copy from (default: $VIBES_DB, else $LLM_EMBEDDINGS_DB, else the one "
+    "'vibes path' prints)",
+)
+@click.option(
+    "--to",
+    metavar="PATH_OR_URL",
+    type=click.Path(dir_okay=False, allow_dash=False),
+    help="Database to copy into, created if missing (default: the --from database)",
+)
+@click.option("as_", "--as", metavar="NEWNAME", help="Name of the copy (default: NAME)")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="Items per batch (and transaction)",
+)
+def collections_copy(
+    name: str, from_: str | None, to: str | None, as_: str | None, batch_size: int
+) -> None:
+    """Copy a collection to another database, or under another name, as stored.
+
+    Vectors, content, metadata, chunked documents and sources are copied without
+    embedding anything again (the model need not be installed). Run again, it brings
+    the copy up to date: only what changed is written, and what the source no longer
+    holds is deleted. Prints the counts as a JSON line.
+
+    \b
+    Examples:
+      vibes collections copy docs --from docs.db --to backup.db
+      vibes collections copy docs --from docs.db --to backup.db --as docs-2024
+      vibes collections copy docs --from docs.db --as docs-before-rechunk
+      vibes collections copy docs --from docs.db --to postgresql://localhost/vibes
+    """
+    if to is None and as_ is None:
+        raise click.UsageError("Give --to DATABASE, --as NEWNAME, or both")
+    source = open_database(from_)
+    # Checked before the destination is opened: a mistake creates no database file.
+    source_collection(source, name)
+    destination = source if to is None else open_database(to, create=True)
+    where = f"collection {name!r} of {source.label} to {as_ or name!r} in {destination.label}"
+
+    # Source items gone through (every batch up to them committed), and of how many.
+    done, total = 0, 0
+
+    def show(count: int, of: int) -> None:
+        nonlocal done, total
+        done, total = count, of
+        if stderr_is_terminal():
+            click.echo(f"\rCopying items: {count:,} of {of:,}", err=True, nl=False)
+
+    try:
+        stats = copy_collection(
+            source, name, destination, new_name=as_, batch_size=batch_size, progress=show
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"Interrupted after {done:,} of {total:,} items (those are copied); run the "
+            "same command again to resume"
+        ) from None
+    except VibesError as error:
+        kept = f" ({done:,} items before it were copied; re-run to resume)" if done else ""
+        raise click.ClickException(f"{error}{kept}") from None
+    finally:
+        if done and stderr_is_terminal():
+            click.echo("", err=True)
+    # (stats.warnings were issued as Python warnings too: printed once, on stderr)
+    click.echo(
+        f"Copied {stats.copied}, updated {stats.updated}, unchanged {stats.unchanged}, "
+        f"deleted {stats.deleted} items: {where}",
+        err=True,
+    )
+    emit_json_lines(
+        [
+            {
+                "collection": name,
+                "from": source.label,
+                "to": destination.label,
+                "as": as_ or name,
+                **stats.to_dict(),
+            }
+        ]
+    )

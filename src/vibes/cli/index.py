@@ -129,7 +129,7 @@ def _build_in_background(db: Any, target: Any) -> None:
     (another build of the collection running: nothing to do)."""
     from ..index import background
 
-    directory = db.indexes.directory
+    directory = db.indexes.build_directory
     if directory is None:
         return
     with background.holding(directory, target.id, handed=True) as mine:
@@ -180,7 +180,7 @@ def _wait_for_build(db: Any, target: Any) -> None:
     from ..index import background
 
     shown = False
-    while (found := background.running(db.indexes.directory, target.id)) is not None:
+    while (found := background.running(db.indexes.build_directory, target.id)) is not None:
         if stderr_is_terminal() and found.get("total"):
             share = min(found.get("done", 0) / found["total"], 1.0)
             click.echo(

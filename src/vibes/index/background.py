@@ -125,10 +125,16 @@ def start(database: str, collection: str, directory: Path, collection_id: int) -
             "VIBES_INDEX_BUILD": "inline",
             LOCK_VARIABLE: str(handle.fileno()),
         }
+        arguments = [sys.executable, "-m", "vibes", "index", collection, "--background"]
+        if database.startswith(("postgresql://", "postgres://")):
+            # Through the environment: a server URL may hold a password, which any user
+            # of the machine could read off the process list.
+            environment["VIBES_DB"] = database
+        else:
+            arguments += ["-d", database]
         with open(log, "w") as output:
             _spawn(
-                [sys.executable, "-m", "vibes", "index", collection, "--background"]
-                + ["-d", database],
+                arguments,
                 environment,
                 output.fileno(),
                 handle.fileno(),

@@ -209,6 +209,21 @@ class IndexManager:
     def directory(self) -> Path | None:
         return self.store.sidecar_directory()
 
+    @property
+    def build_directory(self) -> Path | None:
+        """Where background builds keep their lock, progress and log: the index directory,
+        or for a database that keeps its own indexes (a server), a directory of this
+        machine's cache named after the database (processes on other machines are kept
+        apart by the database's own lock: see build_native)."""
+        if not self.store.native_indexes:
+            return self.directory
+        import hashlib
+
+        from ..config import cache_dir
+
+        digest = hashlib.sha256(self.store.location.encode()).hexdigest()[:16]
+        return cache_dir() / "builds" / digest
+
     def _say(self, message: str) -> None:
         if self.notify is not None:
             self.notify(message)
@@ -772,6 +787,8 @@ class IndexManager:
         ``$VIBES_INDEX_BUILD=inline``; returns whether a background build was started."""
         from . import background
 
+        if self.store.native_indexes:
+            return self._maintain_native(target, now=now)
         directory = self.directory
         if directory is None:
             return False
@@ -840,9 +857,42 @@ class IndexManager:
             )
         return info
 
+    def _native_work(self, target: CollectionRecord, state: IndexState | None) -> str | None:
+        """What a database-kept index needs: ``"build"`` (none yet, and the collection is
+        large enough), ``"repair"`` (recorded, but gone or left invalid by an interrupted
+        build) or None (the database keeps it in step by itself)."""
+        if state is None:
+            return "build" if self.store.count(target.id) >= min_items() else None
+        if state.kind != NATIVE_KIND:
+            return None
+        found = self.store.native_index(target.id)
+        return "repair" if found is None or not found["valid"] else None
+
+    def _maintain_native(self, target: CollectionRecord, *, now: bool) -> bool:
+        from . import background
+
+        state = self.store.index_state(target.id)
+        work = self._native_work(target, state)
+        if work is None:
+            return False
+        directory = self.build_directory
+        if not now and directory is not None and background.in_background():
+            started = background.start(self.store.location, target.name, directory, target.id)
+            if started:
+                self._say(
+                    f"Building the search index of {target.name!r} in the database, in the "
+                    f"background (searches stay exact until it is ready; 'vibes index "
+                    f"{target.name} --wait' follows it)"
+                )
+            return started
+        self.build_native(target)
+        return False
+
     def needs_work(self, target: CollectionRecord) -> bool:
         """Whether :meth:`maintain` would build, repair or fold (cheap: no file is read
         but the open index's header)."""
+        if self.store.native_indexes:
+            return self._native_work(target, self.store.index_state(target.id)) is not None
         state = self.store.index_state(target.id)
         if state is not None and state.kind == OFF_KIND:
             return False
@@ -875,7 +925,7 @@ class IndexManager:
             "distance": target.distance,
             "auto_index_from": min_items(),
         }
-        building = background.running(self.directory, target.id)
+        building = background.running(self.build_directory, target.id)
         if building is not None:
             # A write's build, in another process; searches stay exact until it is saved.
             info["building"] = building

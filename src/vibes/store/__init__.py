@@ -54,15 +54,17 @@ def is_server_url(location: str | Path) -> bool:
     return str(location).startswith(SERVER_SCHEMES)
 
 
-def open_store(location: str | Path, *, readonly: bool = False) -> Store:
+def open_store(location: str | Path, *, readonly: bool = False, create: bool = True) -> Store:
     """The backend for ``location``: a ``postgresql://`` URL selects PostgreSQL (with
     pgvector), anything else is a SQLite file path (or ``:memory:``). ``readonly``
-    opens it so that nothing can be written."""
+    opens it so that nothing can be written; without ``create``, a server database that
+    holds no vibes tables yet is an error, as a missing file is (the caller checks
+    files)."""
     text = str(location)
     if is_server_url(text):
         from .postgres import PostgresStore
 
-        return PostgresStore(text, readonly=readonly)
+        return PostgresStore(text, readonly=readonly, create=create)
     from .sqlite import SQLiteStore
 
     return SQLiteStore(text, readonly=readonly)

@@ -246,6 +246,10 @@ class Store(ABC):
     #: True when the database can be read but not written.
     readonly: bool = False
 
+    def describe(self) -> str:
+        """Where the database is, for messages: never a password."""
+        return self.location
+
     # -- lifecycle ---------------------------------------------------------------------
 
     @abstractmethod

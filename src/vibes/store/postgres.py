@@ -82,6 +82,8 @@ HNSW_LIMIT = {"vector": 2000, "halfvec": 4000}
 # A lock number only vibes takes (pg_advisory_xact_lock), so that two processes opening
 # a new database at once create its schema once.
 _SCHEMA_LOCK = 0x76696265
+# The lock (with a collection's id) held while its HNSW index is built.
+_BUILD_LOCK = 0x76696266
 # How many values one statement binds at most (PostgreSQL's limit is 65,535).
 _PART = 10_000
 
@@ -410,9 +412,10 @@ class PostgresStore(Store):
     dialect = DIALECT
     native_indexes = True
 
-    def __init__(self, url: str, *, readonly: bool = False) -> None:
+    def __init__(self, url: str, *, readonly: bool = False, create: bool = True) -> None:
         self.location = url
         self.readonly = readonly
+        self._create = create and not readonly
         self._where = describe_url(url)
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -512,9 +515,9 @@ class PostgresStore(Store):
         except psycopg.errors.UndefinedTable:
             applied = set()
         if not set(wanted) <= applied:
-            if self.readonly:
+            if not self._create:
                 raise DatabaseOpenError(
-                    f"Database {self._where} holds no vibes tables: embed something into it first"
+                    f"No vibes database at {self._where}: embed something into it first"
                 )
             try:
                 with conn.transaction():
@@ -568,6 +571,9 @@ class PostgresStore(Store):
 
     def sidecar_directory(self) -> Path | None:
         return None  # PostgreSQL keeps its own indexes
+
+    def describe(self) -> str:
+        return self._where
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -1338,6 +1344,12 @@ class PostgresStore(Store):
         how = "CONCURRENTLY "
         conn = self.conn
         try:
+            # One build of a collection at a time, from any machine: a second waits for
+            # the first, then builds again from what is stored by then.
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", (_BUILD_LOCK, int(collection_id)))
+        except psycopg.Error as error:
+            raise StorageError(f"Cannot build the index: {_describe(error)}") from None
+        try:
             conn.execute(f"DROP INDEX {how}IF EXISTS {building}")
             conn.execute(
                 f"CREATE INDEX {how}{building} ON vibes_embeddings USING hnsw "
@@ -1350,6 +1362,11 @@ class PostgresStore(Store):
                 conn.execute(f"ALTER INDEX {building} RENAME TO {name}")
         except psycopg.Error as error:
             raise StorageError(f"Cannot build the index: {_describe(error)}") from None
+        finally:
+            try:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_BUILD_LOCK, int(collection_id)))
+            except psycopg.Error:
+                pass  # the connection is gone, and its lock with it
 
     def drop_native_index(self, collection_id: int) -> bool:
         """Drop the collection's HNSW index; False when it had none."""

@@ -61,7 +61,11 @@ def _compare(condition: Compare, params: list[Any]) -> str:
         return _equals(path, value, params)
     if operator == "!=":
         params.append(path)
-        return f"json_type(metadata, ?) IS NULL OR NOT ({_equals(path, value, params)})"
+        # coalesce: an explicit null compared with a number is NULL in SQL, and NOT NULL
+        # would leave it out, though null is not equal to the number.
+        return (
+            f"json_type(metadata, ?) IS NULL OR NOT coalesce(({_equals(path, value, params)}), 0)"
+        )
     if operator not in ("<", "<=", ">", ">="):
         raise FilterError(f"Unknown filter operator {operator!r}")
     if is_number(value):
