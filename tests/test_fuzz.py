@@ -576,7 +576,9 @@ def all_commands() -> list[tuple[list[str], click.Command]]:
                 found.append(([*path, name], command))
 
     walk(cli, [])
-    return found
+    # `vibes pg start` starts a PostgreSQL server that outlives the example (as it must);
+    # test_postgres.py runs it, and its bad data directories.
+    return [(path, command) for path, command in found if path != ["pg", "start"]]
 
 
 COMMANDS = all_commands()

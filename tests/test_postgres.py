@@ -187,8 +187,12 @@ def test_native_hnsw_index_is_built_used_and_reported(pg_url, test_plugin):
     status = collection.index_status()
     assert status["kept_by"] == "database" and status["usable"] is True
     assert status["bytes"] > 0 and status["parameters"]["connectivity"] == 16
+    retriever = collection.database.searcher.vector_retrievers[0]
+    asked = []
+    original = retriever.retrieve
+    retriever.retrieve = lambda request: asked.append(original(request)) or asked[-1]  # type: ignore[method-assign]
     found = collection.similar_by_id("v0100", n=10)
-    assert collection.database.searcher.vector_retrievers[0].name == "native"
+    assert retriever.name == "native" and asked and asked[0] is not None  # the index answered
     # Scores come from the stored vectors, as an exact search's do.
     overlap = {m.id for m in found} & {m.id for m in exact}
     assert len(overlap) >= 8
@@ -201,6 +205,26 @@ def test_native_hnsw_index_is_built_used_and_reported(pg_url, test_plugin):
     collection.drop_index()
     assert collection.database.store.native_index(collection.id) is None
     assert collection.index_status()["kind"] == "off"
+
+
+@pytest.mark.slow
+def test_crossing_the_threshold_builds_the_index_in_the_background(
+    pg_url, test_plugin, monkeypatch, run
+):
+    monkeypatch.setenv("VIBES_INDEX_MIN_ITEMS", "500")
+    monkeypatch.delenv("VIBES_INDEX_BUILD")  # the default: a build in the background
+    collection = vibes.Database(pg_url).collection("auto", model="hash")
+    collection.embed_multi(random_rows(400), batch_size=400)
+    assert collection.index_status()["kind"] == "none"
+    collection.embed_multi(random_rows(600)[400:], batch_size=200)
+    done = run(["index", "auto", "--wait", "-d", pg_url])
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["kept_by"] == "database" and status["usable"] is True, status
+    assert collection.database.store.native_index(collection.id)["valid"]
+    found = collection.similar_by_id("v0001", n=5)
+    exact = collection.similar_by_id("v0001", n=5, exact=True)
+    assert len(found) == 5 and found[0].id == exact[0].id
 
 
 def test_filtered_index_search_returns_n_hits_when_n_match(pg_url, test_plugin):
@@ -343,3 +367,21 @@ def test_pg_commands_start_report_and_stop_a_server(tmp_path):
         stopped = vibes_cli("stop")
     assert stopped.returncode == 0, stopped.stderr
     assert json.loads(vibes_cli("status").stdout)["running"] is False
+
+
+def test_sqlite_only_commands_say_so(pg_url, invoke):
+    """`vibes sql` and `vibes serve` work on SQLite files (SQLite's SQL, Datasette)."""
+    for args in (["sql", pg_url, "select 1"], ["serve", pg_url, "--port", "0"]):
+        result = invoke(args)
+        assert result.exit_code == 1, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "vibes collections copy" in lines[0], result.output
+
+
+def test_pg_start_refuses_a_directory_that_holds_other_files(tmp_path, invoke):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = invoke(["pg", "start", "--data-dir", tmp_path])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: Cannot start a PostgreSQL server in")
+    assert "not empty" in result.output and len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing written

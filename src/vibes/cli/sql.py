@@ -48,8 +48,14 @@ def sql(
     from pathlib import Path
 
     from ..sqlfunctions import last_error, register
+    from ..store import is_server_url
     from ..store.sqlite import readonly_uri
 
+    if is_server_url(database):
+        raise click.ClickException(
+            "vibes sql runs SQLite's SQL on a database file; on PostgreSQL use psql, or copy "
+            "the collection to a file first ('vibes collections copy NAME --from URL --to FILE')"
+        )
     path = Path(database)
     if not path.is_file():
         raise click.ClickException(f"No database at {database}")

@@ -212,17 +212,17 @@ class IndexManager:
     @property
     def build_directory(self) -> Path | None:
         """Where background builds keep their lock, progress and log: the index directory,
-        or for a database that keeps its own indexes (a server), a directory of this
-        machine's cache named after the database (processes on other machines are kept
+        or for a database that keeps its own indexes (a server), a directory in vibes'
+        user directory named after the database (processes on other machines are kept
         apart by the database's own lock: see build_native)."""
         if not self.store.native_indexes:
             return self.directory
         import hashlib
 
-        from ..config import cache_dir
+        from ..config import user_dir
 
         digest = hashlib.sha256(self.store.location.encode()).hexdigest()[:16]
-        return cache_dir() / "builds" / digest
+        return user_dir() / "builds" / digest
 
     def _say(self, message: str) -> None:
         if self.notify is not None:

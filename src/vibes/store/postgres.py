@@ -620,9 +620,13 @@ class PostgresStore(Store):
         # vectors or texts, whoever runs it; a deleted collection leaves the tuple.
         # The identity's high-water mark tells a state after a collection was deleted
         # from one before it was created.
-        made = _scalar(self.conn.execute("SELECT last_value FROM vibes_collections_id_seq"))
-        rows = self.conn.execute("SELECT id, version FROM vibes_collections ORDER BY id")
-        return (int(made), *((int(a), int(b)) for a, b in rows))
+        row = self.conn.execute(
+            "SELECT (SELECT last_value FROM vibes_collections_id_seq), "
+            "(SELECT array_agg(ARRAY[id::bigint, version] ORDER BY id) FROM vibes_collections)"
+        ).fetchone()
+        assert row is not None
+        made, pairs = row
+        return (int(made), *(tuple(pair) for pair in pairs or ()))
 
     # -- collections -------------------------------------------------------------------------
 
@@ -812,13 +816,14 @@ class PostgresStore(Store):
         conn = _conn(tx)
         column = "embedding_half" if self.vector_type(collection_id) == "halfvec" else "embedding"
         conn.execute(
-            'CREATE TEMP TABLE IF NOT EXISTS vibes_load (id text COLLATE "C", '
+            'CREATE TEMP TABLE IF NOT EXISTS vibes_load (ord integer, id text COLLATE "C", '
             "embedding vector, content text, content_blob bytea, content_hash bytea, "
             "metadata text, updated bigint) ON COMMIT DELETE ROWS"
         )
         conn.execute("TRUNCATE vibes_load")
         rows = [
             (
+                order,
                 item.id,
                 item.vector,
                 item.content,
@@ -827,24 +832,35 @@ class PostgresStore(Store):
                 _dump_json(item.metadata, item.id),
                 item.updated,
             )
-            for item in items
+            for order, item in enumerate(items)
+        ]
+        types: list[int | str] = [
+            "int4",
+            "text",
+            self._vector_oid,
+            "text",
+            "bytea",
+            "bytea",
+            "text",
+            "int8",
         ]
         with conn.cursor() as cursor:
             with cursor.copy(
-                "COPY vibes_load (id, embedding, content, content_blob, content_hash, "
+                "COPY vibes_load (ord, id, embedding, content, content_blob, content_hash, "
                 "metadata, updated) FROM STDIN (FORMAT BINARY)"
             ) as copy:
-                copy.set_types(["text", self._vector_oid, "text", "bytea", "bytea", "text", "int8"])
+                copy.set_types(types)
                 for row in rows:
                     copy.write_row(row)
-        # DISTINCT ON: the last write of an id in one batch wins, as it would one by one.
+        # DISTINCT ON: of an id written twice in one batch, the last write wins, as it
+        # would one statement at a time (ON CONFLICT cannot touch a row twice).
         conn.execute(
             f"""
             INSERT INTO vibes_embeddings (collection_id, id, {column}, content, content_blob,
                                           content_hash, metadata, updated)
             SELECT %s, id, embedding{"::halfvec" if column == "embedding_half" else ""},
                    content, content_blob, content_hash, metadata::jsonb, updated
-            FROM vibes_load
+            FROM (SELECT DISTINCT ON (id) * FROM vibes_load ORDER BY id, ord DESC) AS latest
             ON CONFLICT (collection_id, id) DO UPDATE SET
                 {column} = excluded.{column},
                 content = excluded.content,
@@ -1309,7 +1325,7 @@ class PostgresStore(Store):
         row = self.conn.execute(
             "SELECT c.relname, pg_relation_size(c.oid), i.indisvalid, "
             "pg_get_indexdef(c.oid) FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid "
-            "WHERE c.relname = %s",
+            "WHERE c.oid = to_regclass(%s)",  # in this connection's schema, like the table
             (self._index_name(collection_id),),
         ).fetchone()
         if row is None:

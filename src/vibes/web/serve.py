@@ -60,7 +60,15 @@ def check_databases(paths: Sequence[str | Path], *, write: bool) -> list[str]:
     from ..database import Database
 
     names: list[str] = []
+    from ..store import is_server_url
+
     for path in paths:
+        if is_server_url(path):
+            raise DatabaseOpenError(
+                "vibes serve serves SQLite files (through Datasette), not PostgreSQL: copy "
+                "the collection to a file first ('vibes collections copy NAME --from URL "
+                "--to FILE')"
+            )
         if not Path(path).is_file():
             raise DatabaseOpenError(f"No database at {path}")
         with Database(path, create=False, readonly=not write) as opened:
