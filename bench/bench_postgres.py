@@ -113,6 +113,9 @@ def measure(name: str, database: vibes.Database, query: np.ndarray, truth: Truth
         for q in vector:
             with conn.transaction():
                 conn.execute("SET LOCAL hnsw.ef_search = 100")
+                # The graph, whatever the planner would pick for so selective a filter.
+                for plan in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+                    conn.execute(f"SET LOCAL {plan} = off")
                 rows_found = conn.execute(
                     f"SELECT id FROM vibes_embeddings WHERE collection_id = {collection.id} "
                     "AND metadata->>'kind' = 'rare' "

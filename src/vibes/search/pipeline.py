@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ItemNotFoundError, VibesError
 from ..filters import Filter
 from ..index.fulltext import FullText
-from ..index.manager import IndexManager, IndexWarning
+from ..index.manager import NATIVE_KIND, IndexManager, IndexWarning
 from ..items import DocumentMatch, Match, Query, SearchResults, check_count
 from ..store.base import Candidates, ChunkRecord, CollectionRecord, Store
 from .fusion import RRF_K, LegDetails, check_fusion, fuse
@@ -163,7 +163,7 @@ class Searcher:
         if target.dimensions is None or (prepared is None and plan.vectors):
             return [SearchResults([], notes) for _ in queries]  # an empty collection
         candidates = None
-        if options.filters:
+        if options.filters and not self._filters_in_database(target, options):
             candidates = self.store.matching(target.id, options.filters)
             if not candidates:
                 return [SearchResults([], notes) for _ in queries]
@@ -298,9 +298,31 @@ class Searcher:
                 f"Query vectors must all have the collection's {target.dimensions} dimensions"
             ) from None
 
+    def _filters_in_database(self, target: CollectionRecord, options: SearchOptions) -> bool:
+        """Whether the database's own index applies this search's filter as it searches
+        (PostgreSQL's HNSW with iterative scans), so that the items it lets through need
+        not be listed first: a scan of every item's metadata, the costliest step of a
+        filtered search on a large collection."""
+        if not self.store.native_indexes or options.exact or options.documents:
+            return False
+        if options.mode != "vector":
+            return False
+        state = self.store.index_state(target.id)
+        return state is not None and state.kind == NATIVE_KIND
+
     def retrieve(self, request: Retrieval) -> list[Ranking]:
-        """Ask the vector retrievers in order; the first that answers wins."""
+        """Ask the vector retrievers in order; the first that answers wins. A filter left
+        to the database that the database's index could not answer is resolved to its
+        candidates here, for the retrievers after it."""
         for retriever in self.vector_retrievers:
+            if (
+                request.condition
+                and request.candidates is None
+                and not getattr(retriever, "filters_in_database", False)
+            ):
+                request.candidates = self.store.matching(request.target.id, request.condition)
+                if not request.candidates:
+                    return [[] for _ in range(request.queries.shape[0])]
             found = retriever.retrieve(request)
             if found is not None:
                 request.answered_by = retriever.name

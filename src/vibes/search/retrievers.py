@@ -173,6 +173,8 @@ class NativeRetriever:
     no index of their own, or for collections without one."""
 
     name = "native"
+    #: It applies a search's filter itself (the pipeline need not list the candidates).
+    filters_in_database = True
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -210,6 +212,8 @@ class NativeRetriever:
         for i, hits in enumerate(found):
             if len(hits) < request.k:
                 # Fewer than asked: right only when fewer exist.
+                if request.condition and candidates is None:
+                    return None  # how many match is unknown: the exact search decides
                 if available is None:
                     available = self.store.count(target.id)
                 if len(hits) < min(request.k, available):

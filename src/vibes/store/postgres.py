@@ -82,6 +82,8 @@ HNSW_LIMIT = {"vector": 2000, "halfvec": 4000}
 # A lock number only vibes takes (pg_advisory_xact_lock), so that two processes opening
 # a new database at once create its schema once.
 _SCHEMA_LOCK = 0x76696265
+# The most memory an index build asks PostgreSQL for (maintenance_work_mem), in MB.
+_MAX_BUILD_MEMORY_MB = 4096
 # The lock (with a collection's id) held while its HNSW index is built.
 _BUILD_LOCK = 0x76696266
 # How many values one statement binds at most (PostgreSQL's limit is 65,535).
@@ -421,6 +423,8 @@ class PostgresStore(Store):
         self._local = threading.local()
         self._connections: list[psycopg.Connection[Any]] = []
         self._vector_oid = 0
+        #: Each collection's HNSW index definition as last seen (see search_native).
+        self._index_definitions: dict[int, str] = {}
         first = self._connect()
         try:
             self._ensure_schema(first)
@@ -1312,6 +1316,7 @@ class PostgresStore(Store):
 
     def _drop_native_index(self, conn: psycopg.Connection[Any], collection_id: int) -> None:
         conn.execute(f"DROP INDEX IF EXISTS {self._index_name(collection_id)}")
+        self._index_definitions.pop(collection_id, None)
 
     def _indexed_expression(self, collection_id: int, dimensions: int) -> tuple[str, str]:
         """The expression a collection's HNSW index covers, and its vector type."""
@@ -1366,6 +1371,25 @@ class PostgresStore(Store):
         except psycopg.Error as error:
             raise StorageError(f"Cannot build the index: {_describe(error)}") from None
         try:
+            # pgvector builds the graph in memory while it fits in maintenance_work_mem
+            # (64 MB by default: some 30,000 vectors of 384 dimensions), and many times
+            # slower on disk after that: room for the whole graph, within reason.
+            rows = _scalar(
+                conn.execute(
+                    "SELECT count(*) FROM vibes_embeddings WHERE collection_id = %s",
+                    (collection_id,),
+                )
+            )
+            width = dimensions * (2 if kind == "halfvec" else 4) + connectivity * 16 + 64
+            needed = min(int(rows or 0) * width * 3 // 2 // 2**20, _MAX_BUILD_MEMORY_MB)
+            configured = _scalar(
+                conn.execute(
+                    "SELECT setting::bigint / 1024 FROM pg_settings "
+                    "WHERE name = 'maintenance_work_mem'"
+                )
+            )
+            if needed > int(configured or 0):  # never less than the server's own setting
+                conn.execute(f"SET maintenance_work_mem = '{needed}MB'")
             conn.execute(f"DROP INDEX {how}IF EXISTS {building}")
             conn.execute(
                 f"CREATE INDEX {how}{building} ON vibes_embeddings USING hnsw "
@@ -1376,11 +1400,13 @@ class PostgresStore(Store):
             with conn.transaction():
                 conn.execute(f"DROP INDEX IF EXISTS {name}")
                 conn.execute(f"ALTER INDEX {building} RENAME TO {name}")
+            self._index_definitions.pop(collection_id, None)
         except psycopg.Error as error:
             raise StorageError(f"Cannot build the index: {_describe(error)}") from None
         finally:
             try:
                 conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_BUILD_LOCK, int(collection_id)))
+                conn.execute("RESET maintenance_work_mem")
             except psycopg.Error:
                 pass  # the connection is gone, and its lock with it
 
@@ -1405,27 +1431,54 @@ class PostgresStore(Store):
         stored vectors (for scoring them exactly), or None when it has no valid index.
         Filtered queries use pgvector's iterative scans (relaxed order), so that they
         return ``k`` hits whenever ``k`` items match."""
-        info = self.native_index(collection_id)
-        if info is None or not info["valid"]:
-            return None
-        expression, kind = self._indexed_expression(collection_id, dimensions)
+        import numpy as np
+
+        name = self._index_name(collection_id)
+        definition = self._index_definitions.get(collection_id)
+        if definition is None:
+            info = self.native_index(collection_id)
+            if info is None or not info["valid"]:
+                return None
+            definition = self._index_definitions[collection_id] = info["definition"]
+        # The expression the index covers: the query must order by that very expression
+        # for PostgreSQL to use the index.
+        kind = "halfvec" if "embedding_half" in definition else "vector"
+        column = "embedding_half" if kind == "halfvec" else "embedding"
+        expression = f"({column}::{kind}({int(dimensions)}))"
         where, params = compile_filter(condition) if condition else ("true", [])
-        operator = OPERATORS[distance]
         sql = (
             f"SELECT id, {self._VECTOR} FROM vibes_embeddings "
             f"WHERE collection_id = {int(collection_id)} AND ({where}) "
-            f"ORDER BY {expression} {operator} %s::vector::{kind}({int(dimensions)}) LIMIT %s"
+            f"ORDER BY {expression} {OPERATORS[distance]} "
+            f"%s::vector::{kind}({int(dimensions)}) LIMIT %s"
         )
-        found: list[list[tuple[str, np.ndarray]]] = []
         conn = self.conn
-        with conn.transaction():
-            conn.execute(f"SET LOCAL hnsw.ef_search = {max(int(expansion_search), k)}")
-            if condition:
-                conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            for query in queries:
-                rows = conn.execute(sql, (*params, query, k), binary=True).fetchall()
-                vectors = _vectors([row[1] for row in rows], [row[0] for row in rows], dimensions)
-                found.append([(row[0], vectors[i]) for i, row in enumerate(rows)])
+        # One round trip for the lot: the index's definition is read again in the same
+        # batch, and if another process dropped or changed the index meanwhile, these
+        # results are thrown away (the caller searches exactly).
+        with conn.pipeline():
+            with conn.transaction():
+                check = conn.execute(
+                    "SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                    "WHERE i.indexrelid = to_regclass(%s)",
+                    (name,),
+                )
+                conn.execute(f"SET LOCAL hnsw.ef_search = {max(int(expansion_search), k)}")
+                if condition:
+                    conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                cursors = [
+                    conn.cursor(binary=True).execute(sql, (*params, np.asarray(q), k))
+                    for q in queries
+                ]
+        current = check.fetchone()
+        if current is None or not current[0] or current[1] != definition:
+            self._index_definitions.pop(collection_id, None)
+            return None
+        found: list[list[tuple[str, np.ndarray]]] = []
+        for cursor in cursors:
+            rows = cursor.fetchall()
+            vectors = _vectors([row[1] for row in rows], [row[0] for row in rows], dimensions)
+            found.append([(row[0], vectors[i]) for i, row in enumerate(rows)])
         return found
 
     # -- full-text index ------------------------------------------------------------------
