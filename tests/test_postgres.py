@@ -489,3 +489,60 @@ def same_output(left: list[dict], right: list[dict], step: int) -> None:
         return sorted(stripped(r) for r in rows if round(r["score"], 4) > cut)
 
     assert above(left) == above(right), step
+
+
+def test_embed_multi_sql_reads_rows_of_the_same_server(pg_url, test_plugin, invoke):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE articles (slug text, body text, year int)")
+        conn.execute(
+            "INSERT INTO articles VALUES ('a', 'cats purr', 2020), ('b', 'dogs bark', 2021), "
+            "('c', '100% pure', 2022)"
+        )
+    result = invoke(
+        [
+            "embed-multi",
+            "arts",
+            "--sql",
+            "SELECT slug AS id, body AS content, year FROM articles WHERE body LIKE '%r%'",
+            "-m",
+            "hash",
+            "--store",
+            "-d",
+            pg_url,
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    collection = vibes.Database(pg_url).collection("arts")
+    assert sorted(collection.database.store.item_ids(collection.id)) == ["a", "b", "c"]
+    # The query runs read-only, through a cursor: it cannot change the database.
+    refused = invoke(
+        [
+            "embed-multi",
+            "x",
+            "--sql",
+            "DELETE FROM articles RETURNING slug AS id",
+            "-m",
+            "hash",
+            "-d",
+            pg_url,
+        ]
+    )
+    assert refused.exit_code == 1 and refused.output.startswith("Error: SQL query failed")
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM articles").fetchone() == (3,)
+    attached = invoke(
+        [
+            "embed-multi",
+            "x",
+            "--sql",
+            "SELECT 1 AS id",
+            "--attach",
+            "o",
+            "o.db",
+            "-m",
+            "hash",
+            "-d",
+            pg_url,
+        ]
+    )
+    assert attached.exit_code == 1 and "SQLite files only" in attached.output

@@ -268,7 +268,9 @@ def filter_options(function: Callable) -> Callable:
             ),
             click.option("--prefix", help="Only IDs starting with this text (taken literally)"),
             click.option(
-                "--where", help="Only items for which this SQL condition on embeddings holds"
+                "--where",
+                help="Only items for which this SQL condition holds: SQLite's on embeddings, "
+                "or PostgreSQL's on vibes_embeddings (metadata is jsonb there)",
             ),
         )
     ):
