@@ -454,6 +454,8 @@ def test_the_same_session_of_commands_on_both_backends(
             vibes_cli("collections", "export", "notes"),
             vibes_cli("related", "notes", "-n", "2"),
             vibes_cli("related", "notes", "cats.md", "-n", "2"),
+            vibes_cli("cluster", "notes", "2", "--nl", "--store"),
+            vibes_cli("similar", "notes", "-c", "walks", "-n", "3", "-f", "n!=1"),
         ]
         printed.append(session)
     for step, (sqlite_out, pg_out) in enumerate(zip(*printed)):
