@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..store import is_server_url
+
 __all__ = ["Progress", "holding", "in_background", "running", "start"]
 
 
@@ -126,7 +128,7 @@ def start(database: str, collection: str, directory: Path, collection_id: int) -
             LOCK_VARIABLE: str(handle.fileno()),
         }
         arguments = [sys.executable, "-m", "vibes", "index", collection, "--background"]
-        if database.startswith(("postgresql://", "postgres://")):
+        if is_server_url(database):
             # Through the environment: a server URL may hold a password, which any user
             # of the machine could read off the process list.
             environment["VIBES_DB"] = database

@@ -725,9 +725,6 @@ class IndexManager:
                 f"This database keeps {' or '.join(NATIVE_TYPES)} vectors, not "
                 f"{params.quantize} (pgvector has no int8 vectors)"
             )
-        set_type = getattr(self.store, "set_vector_type", None)
-        if set_type is not None:
-            set_type(target.id, vector_type)
         self._say(f"Building the search index of {target.name!r} in the database")
         self.store.build_native_index(
             target.id,
@@ -735,6 +732,7 @@ class IndexManager:
             target.distance,
             connectivity=params.connectivity,
             expansion_add=params.expansion_add,
+            vector_type=vector_type,
         )
         state = IndexState(
             target.id,
@@ -826,7 +824,9 @@ class IndexManager:
         self.build(target)
         return False
 
-    def _native_status(self, target: CollectionRecord, state: IndexState) -> dict[str, Any]:
+    def _native_status(
+        self, target: CollectionRecord, state: IndexState, items: int
+    ) -> dict[str, Any]:
         found = self.store.native_index(target.id)
         problem = None
         if found is None:
@@ -839,12 +839,12 @@ class IndexManager:
             "kept_by": "database",
             "usable": problem is None,
             "problem": problem,
-            "indexed": self.store.count(target.id),
+            "indexed": items,
             "pending_changes": 0,
             "stale": False,
             "name": found["name"] if found else None,
             "bytes": found["bytes"] if found else None,
-            "vector_bytes": self.store.count(target.id) * (target.dimensions or 0) * 4,
+            "vector_bytes": items * (target.dimensions or 0) * 4,
             "quantize": params.get("quantize", "f32"),
             "parameters": params,
             "model": state.model,
@@ -933,7 +933,7 @@ class IndexManager:
             info["kind"] = "none" if state is None else "off"
             return info
         if state.kind == NATIVE_KIND:
-            return {**info, **self._native_status(target, state)}
+            return {**info, **self._native_status(target, state, info["items"])}
         live, problem = self.open(target)
         if live is not None:
             problem = self.check(target, live)

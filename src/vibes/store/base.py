@@ -291,8 +291,10 @@ class Store(ABC):
         *,
         connectivity: int = 16,
         expansion_add: int = 64,
+        vector_type: str = "vector",
     ) -> None:
-        """(Re)build the database's own index of the collection, without blocking writers."""
+        """(Re)build the database's own index of the collection, without blocking writers,
+        its vectors stored as ``vector_type`` first (``vector``, or ``halfvec``: half)."""
         raise NotImplementedError(f"{type(self).__name__} keeps no indexes of its own")
 
     def drop_native_index(self, collection_id: int) -> bool:

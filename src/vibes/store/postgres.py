@@ -59,6 +59,7 @@ from .base import (
     Transaction,
     VectorMatrix,
 )
+from .common import dump_metadata, in_parts
 from .postgres_filters import DIALECT, compile_filter
 
 if TYPE_CHECKING:
@@ -329,15 +330,7 @@ def _load_json(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else {"value": value}
 
 
-def _dump_json(value: dict[str, Any] | None, item_id: str = "") -> str | None:
-    if not value:
-        return None
-    try:
-        return json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise InputError(
-            f"Metadata of item {item_id!r} cannot be stored as JSON: {error}"
-        ) from None
+_dump_json = dump_metadata
 
 
 def _stored_item(row: Sequence[Any]) -> StoredItem:
@@ -357,8 +350,7 @@ def _scalar(cursor: Any) -> Any:
 
 
 def _parts(values: Sequence[_T], size: int = _PART) -> Iterator[list[_T]]:
-    for start in range(0, len(values), size):
-        yield list(values[start : start + size])
+    return in_parts(values, size)
 
 
 def _vectors(rows: Sequence[bytes], ids: Sequence[str], dimensions: int | None) -> np.ndarray:
@@ -605,11 +597,8 @@ class PostgresStore(Store):
         conn.execute(f"SET statement_timeout = {max(1, int(seconds * 1000))}")
         try:
             yield
-        except psycopg.errors.QueryCanceled:
-            raise QueryTimeoutError(
-                f"The query took longer than {seconds:g} s and was stopped"
-            ) from None
-        except QueryTimeoutError:
+        except (psycopg.errors.QueryCanceled, QueryTimeoutError):
+            # (QueryTimeoutError: _mapped's, which cannot know the limit)
             raise QueryTimeoutError(
                 f"The query took longer than {seconds:g} s and was stopped"
             ) from None
@@ -1318,11 +1307,12 @@ class PostgresStore(Store):
         conn.execute(f"DROP INDEX IF EXISTS {self._index_name(collection_id)}")
         self._index_definitions.pop(collection_id, None)
 
-    def _indexed_expression(self, collection_id: int, dimensions: int) -> tuple[str, str]:
-        """The expression a collection's HNSW index covers, and its vector type."""
-        kind = self.vector_type(collection_id)
+    @staticmethod
+    def _indexed_expression(kind: str, dimensions: int) -> str:
+        """The expression an HNSW index of ``kind`` vectors covers: a query must order by
+        this very expression for PostgreSQL to use the index."""
         column = "embedding_half" if kind == "halfvec" else "embedding"
-        return f"({column}::{kind}({int(dimensions)}))", kind
+        return f"({column}::{kind}({int(dimensions)}))"
 
     def native_index(self, collection_id: int) -> dict[str, Any] | None:
         """The collection's HNSW index as PostgreSQL reports it (name, size in bytes,
@@ -1345,14 +1335,18 @@ class PostgresStore(Store):
         *,
         connectivity: int = 16,
         expansion_add: int = 64,
+        vector_type: str = "vector",
     ) -> None:
         """(Re)build the collection's HNSW index in PostgreSQL: partial on the collection,
-        on its vectors cast to their dimensions (a pgvector index needs a fixed size).
-        It is built CONCURRENTLY: writers go on meanwhile, and PostgreSQL keeps it in step
-        with every write from then on."""
+        on its vectors cast to their dimensions (a pgvector index needs a fixed size),
+        stored first as ``vector_type`` (see :meth:`set_vector_type`). It is built
+        CONCURRENTLY: writers go on meanwhile, and PostgreSQL keeps it in step with every
+        write from then on."""
         import psycopg
 
-        expression, kind = self._indexed_expression(collection_id, dimensions)
+        self.set_vector_type(collection_id, vector_type)
+        kind = vector_type
+        expression = self._indexed_expression(kind, dimensions)
         if dimensions > HNSW_LIMIT[kind]:
             raise VibesError(
                 f"pgvector indexes {kind} vectors of at most {HNSW_LIMIT[kind]} dimensions, "
@@ -1443,8 +1437,7 @@ class PostgresStore(Store):
         # The expression the index covers: the query must order by that very expression
         # for PostgreSQL to use the index.
         kind = "halfvec" if "embedding_half" in definition else "vector"
-        column = "embedding_half" if kind == "halfvec" else "embedding"
-        expression = f"({column}::{kind}({int(dimensions)}))"
+        expression = self._indexed_expression(kind, dimensions)
         where, params = compile_filter(condition) if condition else ("true", [])
         sql = (
             f"SELECT id, {self._VECTOR} FROM vibes_embeddings "
@@ -1844,8 +1837,6 @@ def _mapped(method: Callable[..., _T]) -> Callable[..., _T]:
             raise DatabaseOpenError(
                 f"Lost the connection to {self._where}: {_describe(error)}"
             ) from None
-        except psycopg.errors.UniqueViolation as error:
-            raise StorageError(f"Database error: {_describe(error)}") from None
         except psycopg.Error as error:
             raise StorageError(f"Database error: {_describe(error)}") from None
         except ValueError as error:

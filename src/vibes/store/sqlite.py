@@ -49,6 +49,7 @@ from .base import (
     Transaction,
     VectorMatrix,
 )
+from .common import dump_metadata, in_parts
 from .sqlite_filters import compile_filter
 
 if TYPE_CHECKING:
@@ -378,8 +379,7 @@ def readonly_uri(path: str | Path) -> str:
 
 
 def _parts(values: Sequence[_T], size: int = _MAX_PARAMS) -> Iterator[Sequence[_T]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
+    return in_parts(values, size)
 
 
 def _now_iso() -> str:
@@ -401,17 +401,7 @@ def _stored_item(row: Sequence[Any]) -> StoredItem:
     return StoredItem(row[0], row[1], row[2], row[3], _load_json(row[4]))
 
 
-def _dump_json(value: dict[str, Any] | None, item_id: str = "") -> str | None:
-    if not value:
-        return None
-    try:
-        # allow_nan=False: NaN and Infinity are not JSON, and stored they would break every
-        # later filter and export of the collection.
-        return json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise InputError(
-            f"Metadata of item {item_id!r} cannot be stored as JSON: {error}"
-        ) from None
+_dump_json = dump_metadata
 
 
 # SQLite's result codes for a full disk and for failed file I/O (a full disk or a file
