@@ -301,20 +301,22 @@ def test_usearch_scores_agree_with_stored_vectors_at_many_dimensions(distance):
 
 def test_a_vector_changed_during_a_search_is_not_damage(indexed, monkeypatch, db_path):
     collection, vectors = indexed
-    original = manager.IndexManager._verify
+    store = collection.database.store
+    original = store.vectors_for_keys
 
-    def meanwhile(self, live, version, queries, hits):
-        # Another process rewrites the first hit's vector between graph and check.
+    def meanwhile(collection_id, dimensions, keys):
+        # Another process rewrites the graph's first hit between graph and check.
+        first = store.ids_for_keys([keys[0]])[keys[0]]
         conn = sqlite3.connect(db_path)
         conn.execute(
             "update embeddings set embedding = ? where id = ?",
-            (np.full(DIMENSIONS, -1.0, dtype="<f4").tobytes(), hits[0][0][0]),
+            (np.full(DIMENSIONS, -1.0, dtype="<f4").tobytes(), first),
         )
         conn.commit()
         conn.close()
-        return original(self, live, version, queries, hits)
+        return original(collection_id, dimensions, keys)
 
-    monkeypatch.setattr(manager.IndexManager, "_verify", meanwhile)
+    monkeypatch.setattr(store, "vectors_for_keys", meanwhile)
     results = collection.search(vectors[3], 5)
     assert results.warnings == []
     monkeypatch.undo()

@@ -14,7 +14,7 @@ from test_index_integrity import scribble
 
 import vibes
 from vibes.index import manager
-from vibes.index.exact import ExactIndex, prepare_queries
+from vibes.index.exact import ExactIndex, prepare_queries, top_k
 from vibes.index.scan import QuantizedMatrix
 from vibes.store.base import VectorMatrix
 
@@ -31,6 +31,33 @@ def true_ranking(vectors: np.ndarray, query: np.ndarray, distance: str, n: int) 
     else:
         scores = -np.linalg.norm(vectors64 - query64, axis=1)
     return [f"v{i:04d}" for i in np.argsort(-scores, kind="stable")[:n]]
+
+
+def reference_top_k(scores: np.ndarray, k: int) -> list[int]:
+    """Best first by a full stable sort: ties by position, NaN after every number."""
+    keys = -scores.astype(np.float64)
+    return [int(p) for p in np.argsort(keys, kind="stable")[:k]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
+@pytest.mark.parametrize("k", [1, 7, 100, 999, 1000, 5000])
+def test_top_k_is_a_full_sort_cut_short(dtype, k):
+    rng = np.random.default_rng(k)
+    cases = [
+        rng.standard_normal(1000) * 50,
+        rng.integers(-3, 4, 1000),  # many ties at the k-th value
+        np.full(1000, 2.0),  # every score equal
+    ]
+    for scores in cases:
+        scores = scores.astype(dtype)
+        assert top_k(scores, k).tolist() == reference_top_k(scores, k)
+    if dtype in (np.float32, np.float64):
+        with_nan = (rng.standard_normal(1000) * 50).astype(dtype)
+        with_nan[rng.choice(1000, 600, replace=False)] = np.nan  # fewer than k numbers too
+        assert top_k(with_nan, k).tolist() == reference_top_k(with_nan, k)
+    extremes = np.array([np.iinfo(np.int32).min, 0, np.iinfo(np.int32).max, -1], dtype=np.int32)
+    assert top_k(extremes, 2).tolist() == [2, 1]
+    assert top_k(np.empty(0, dtype=dtype), k).tolist() == []
 
 
 @pytest.fixture(params=["f16", "i8"])

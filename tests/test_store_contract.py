@@ -1011,6 +1011,29 @@ def test_keys_round_trip_and_stay_stable(store, cid):
     assert store.ids_for_keys([other_key, keys["k0"]]) == {other_key: "k0", keys["k0"]: "k0"}
 
 
+def test_vectors_for_keys_reads_this_collections_items_in_one_go(store, cid):
+    ids = [f"k{i}" for i in range(6)]
+    put(store, cid, [item(i, seed) for seed, i in enumerate(ids)])
+    other = store.create_collection("other", "m", DIMS).id
+    put(store, other, [item("k0", 99)])
+    with store.transaction() as tx:
+        store.ensure_keys(tx, cid)
+        store.ensure_keys(tx, other)
+    keys = store.keys_for_ids(cid, ids)
+    other_key = store.keys_for_ids(other, ["k0"])["k0"]
+    unused = max([*keys.values(), other_key]) + 1000
+    wanted = [keys["k4"], keys["k1"], other_key, unused]
+    found = store.vectors_for_keys(cid, DIMS, wanted)
+    assert sorted(found.ids) == ["k1", "k4"]  # another collection's key and no item's: left out
+    assert found.vectors.shape == (2, DIMS) and found.vectors.dtype == np.float32
+    by_id = store.load_matrix(cid, DIMS, ["k1", "k4"], with_keys=True)
+    for item_id, vector, key in zip(found.ids, found.vectors, found.keys):
+        assert key == keys[item_id]
+        assert np.array_equal(vector, by_id.vectors[by_id.ids.index(item_id)])
+    empty = store.vectors_for_keys(cid, DIMS, [])
+    assert empty.ids == [] and empty.vectors.shape == (0, DIMS) and len(empty.keys) == 0
+
+
 def test_index_state_compare_and_set(store, cid):
     assert store.index_state(cid) is None
     first = IndexState(cid, "hnsw", "one.idx", 5, 10, DIMS, "test-model", "cosine", '{"m":16}', NOW)

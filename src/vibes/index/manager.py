@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import VibesError
-from ..store.base import Candidates, CollectionRecord, IndexState, Store
+from ..store.base import Candidates, CollectionRecord, IndexState, Store, VectorMatrix
 from .hnsw import HNSWParams
 from .quantize import RESCORE_MARGIN, Quantizer
 from .seal import check_seal, make_seal
@@ -385,10 +385,18 @@ class IndexManager:
             k *= 4
         # (id, score, the graph's key or None for a hit of the exact delta)
         hits: list[list[tuple[str, float, int | None]]] = [[] for _ in graph]
-        names = self.store.ids_for_keys(sorted({key for r in graph for key, _ in r}))
+        state = live.state
+        # The graph's hits with their stored vectors, in one read: what _verify scores.
+        stored = self.store.vectors_for_keys(
+            state.collection_id, state.dimensions, sorted({key for r in graph for key, _ in r})
+        )
+        assert stored.keys is not None
+        names = {int(key): item_id for item_id, key in zip(stored.ids, stored.keys)}
         unknown = [key for r in graph for key, _ in r if key not in names]
         if unknown:
-            return self._damage(live, version, f"it gave {len(unknown)} unknown item keys")
+            return self._damage(
+                live, version, f"it gave items that are not the collection's ({len(unknown)} keys)"
+            )
         for result, r in zip(hits, graph):
             result.extend((names[key], score, key) for key, score in r)
         if overlay.delta is not None:
@@ -398,7 +406,13 @@ class IndexManager:
                 result.extend((item_id, score, None) for item_id, score in extra)
                 result.sort(key=lambda hit: -hit[1])
                 del result[keep:]
-        checked, problem = self._verify(live, version, queries, hits)
+            from_delta = sorted({item_id for r in hits for item_id, _, key in r if key is None})
+            if from_delta:  # read again too: the stored vector is the one to score
+                more = self.store.load_matrix(
+                    state.collection_id, state.dimensions, from_delta, with_keys=True
+                )
+                stored = stored.joined(more)
+        checked, problem = self._verify(live, version, queries, hits, stored)
         if checked is None:
             return None, problem
         checked = [ranking[:n] for ranking in checked]
@@ -413,19 +427,18 @@ class IndexManager:
         version: object,
         queries: np.ndarray,
         hits: list[list[tuple[str, float, int | None]]],
+        stored: VectorMatrix,
     ) -> tuple[Hits | None, str | None]:
-        """The hits scored again from the stored vectors (the scores an exact search
-        gives), best first; or (None, why) when the graph's hits are not the collection's
-        items or its scores are not theirs. Only the n hits of each query are read back,
-        so this costs a fraction of the graph search."""
+        """The hits scored again from ``stored`` (their stored vectors, with keys: the
+        scores an exact search gives), best first; or (None, why) when the graph's hits
+        are not the collection's items or its scores are not theirs. Only the hits of
+        each query are read back, so this costs a fraction of the graph search."""
         import numpy as np
 
         from .exact import ExactIndex, scores_agree
 
         state = live.state
         assert state.dimensions is not None and state.distance is not None  # as opened
-        ids = sorted({item_id for result in hits for item_id, _, _ in result})
-        stored = self.store.load_matrix(state.collection_id, state.dimensions, ids, with_keys=True)
         assert stored.keys is not None
         keys = dict(zip(stored.ids, (int(key) for key in stored.keys)))
         exact = ExactIndex(stored.ids, stored.vectors, state.distance)
@@ -517,19 +530,14 @@ class IndexManager:
         sample = [key for key in sample if key not in overlay.tombstones]
         if not sample:
             return None
-        names = self.store.ids_for_keys(sample)
-        unknown = [key for key in sample if key not in names]
-        if unknown:
-            return self._damage(live, version, f"it holds {len(unknown)} unknown item keys")[1]
-        stored = self.store.load_matrix(
-            target.id, state.dimensions, [names[key] for key in sample], with_keys=True
-        )
+        stored = self.store.vectors_for_keys(target.id, state.dimensions, sample)
         assert stored.keys is not None
         by_key = {int(key): row for row, key in enumerate(stored.keys)}
-        strays = [names[key] for key in sample if key not in by_key]
+        names = dict(zip(by_key, stored.ids))
+        strays = [key for key in sample if key not in by_key]
         if strays:
             return self._damage(
-                live, version, f"it holds items that are not the collection's ({strays[0]!r})"
+                live, version, f"it holds items that are not the collection's ({len(strays)} keys)"
             )[1]
         expected = ExactIndex.prepare(stored.vectors, state.distance)
         quantizer = live.hnsw.quantizer
@@ -560,12 +568,15 @@ class IndexManager:
             for position, (key, (keys, _scores)) in enumerate(zip(probes, found))
             if key not in {int(k) for k in keys}
         ]
-        tops = self.store.ids_for_keys([top for _, top in missed if top is not None])
-        read = self.store.load_matrix(target.id, state.dimensions, list(tops.values()))
+        read = self.store.vectors_for_keys(
+            target.id, state.dimensions, [top for _, top in missed if top is not None]
+        )
+        assert read.keys is not None
         fresh = ExactIndex(read.ids, read.vectors, state.distance)
+        rows = {int(key): row for row, key in enumerate(read.keys)}
         lost = 0
         for position, top in missed:
-            row = fresh.position(tops[top]) if top is not None and top in tops else None
+            row = rows.get(top) if top is not None else None
             if row is None:
                 lost += 1
                 continue

@@ -141,8 +141,10 @@ class QuantizedMatrix(Positions):
             products = _int8_session().run(None, {"queries": shifted, "matrix": matrix})[0]
             # Ranking values in whole numbers: x.q, or for euclidean 2 x.q - |x|^2 (the
             # offset holds the shift's 128 x sum(x), and |x|^2).
-            twice = 2 if self.distance == "euclidean" else 1
-            ranked = twice * products - offset[None, :]
+            ranked = products  # in place: a million-row copy costs as much as the pick
+            if self.distance == "euclidean":
+                ranked *= 2
+            ranked -= offset[None, :]
             found = np.stack([top_k(row, k) for row in ranked])
             best = np.take_along_axis(ranked, found, axis=1).astype(np.float64)
             if self.distance == "euclidean":

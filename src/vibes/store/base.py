@@ -217,6 +217,19 @@ class VectorMatrix:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def joined(self, other: VectorMatrix) -> VectorMatrix:
+        """These rows, then ``other``'s (keys kept only when both have them)."""
+        import numpy as np
+
+        keys = None
+        if self.keys is not None and other.keys is not None:
+            keys = np.concatenate([self.keys, other.keys])
+        if not len(self):
+            return VectorMatrix(list(other.ids), other.vectors, keys)
+        if not len(other):
+            return VectorMatrix(list(self.ids), self.vectors, keys)
+        return VectorMatrix(self.ids + other.ids, np.vstack([self.vectors, other.vectors]), keys)
+
 
 @dataclass
 class Candidates:
@@ -522,6 +535,14 @@ class Store(ABC):
 
     @abstractmethod
     def ids_for_keys(self, keys: Sequence[int]) -> dict[int, str]: ...
+
+    @abstractmethod
+    def vectors_for_keys(
+        self, collection_id: int, dimensions: int | None, keys: Sequence[int]
+    ) -> VectorMatrix:
+        """The ids, vectors and keys of the collection's items holding ``keys``, in one
+        read (what an index's hits need); keys that are no item of this collection (of
+        another, or of none) are left out."""
 
     @abstractmethod
     def index_state(self, collection_id: int) -> IndexState | None: ...

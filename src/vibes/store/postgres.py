@@ -1256,6 +1256,23 @@ class PostgresStore(Store):
             found.update((int(key), item_id) for key, item_id in rows)
         return found
 
+    def vectors_for_keys(
+        self, collection_id: int, dimensions: int | None, keys: Sequence[int]
+    ) -> VectorMatrix:
+        import numpy as np
+
+        rows: list[tuple[Any, ...]] = []
+        for part in _parts([int(k) for k in keys]):
+            rows += self.conn.execute(
+                f"SELECT id, {self._VECTOR}, key FROM vibes_embeddings "
+                f"WHERE collection_id = %s AND key = ANY(%s) AND {self._VECTOR} IS NOT NULL",
+                (collection_id, part),
+                binary=True,
+            ).fetchall()
+        found_ids = [row[0] for row in rows]
+        matrix = _vectors([row[1] for row in rows], found_ids, dimensions)
+        return VectorMatrix(found_ids, matrix, np.asarray([row[2] for row in rows], np.uint64))
+
     def index_state(self, collection_id: int) -> IndexState | None:
         row = self.conn.execute(
             "SELECT collection_id, kind, file, seq, size, dimensions, model, distance, params, "

@@ -1198,6 +1198,32 @@ class SQLiteStore(Store):
         )
         return {key: item_id for key, item_id in rows}
 
+    def vectors_for_keys(
+        self, collection_id: int, dimensions: int | None, keys: Sequence[int]
+    ) -> VectorMatrix:
+        import numpy as np
+
+        # The unary + keeps SQLite from reading the keys through the (collection_id,
+        # item_id) index, every key of the collection, instead of by key: 18 ms against
+        # 0.1 ms for 30 keys at 100,000 items.
+        rows = list(
+            self._select_in(
+                "SELECT e.id, e.embedding, k.key FROM vibes_keys k JOIN embeddings e "
+                "ON e.collection_id = k.collection_id AND e.id = k.item_id "
+                "WHERE +k.collection_id = ? AND k.key IN ({marks})",
+                [int(k) for k in keys],
+                collection_id,
+            )
+        )
+        if not rows:
+            width = dimensions or 0
+            return VectorMatrix(
+                [], np.empty((0, width), dtype=np.float32), np.empty(0, dtype=np.uint64)
+            )
+        found_ids, blobs, found_keys = (list(column) for column in zip(*rows))
+        matrix = vector_format.blobs_to_matrix(found_ids, blobs, dimensions)
+        return VectorMatrix(found_ids, matrix, np.asarray(found_keys, dtype=np.uint64))
+
     def index_state(self, collection_id: int) -> IndexState | None:
         row = self.conn.execute(
             "SELECT collection_id, kind, file, seq, size, dimensions, model, distance, params, "
