@@ -26,15 +26,24 @@ sys.path.insert(0, str(HERE))
 
 from debian import descriptions, vectors  # noqa: E402
 
+#: Per-dimension noise of the copies: 0.05 makes a copy's cosine to its origin about
+#: 0.71, half noise (the issue's first measurements).
+NOISE = 0.05
+#: Noise that puts a copy as near its origin as a real Debian description is to its
+#: nearest other description (median cosine 0.84 over 2,000 of them): 1 / sqrt(1 + 384
+#: x 0.033^2) = 0.84. More like a paraphrase than a half-random vector.
+NEIGHBOUR_NOISE = 0.033
 
-def grown(size: int) -> np.ndarray:
-    """The Debian vectors, with noisy copies of them up to ``size`` rows."""
+
+def grown(size: int, noise: float = NOISE) -> np.ndarray:
+    """The Debian vectors, with noisy copies of them up to ``size`` rows (``noise``: the
+    standard deviation added to each dimension of a unit vector)."""
     base = vectors(descriptions())
     if size <= len(base):
         return base[:size]
     rng = np.random.default_rng(0)
     picks = base[rng.integers(0, len(base), size - len(base))]
-    noise = 0.05 * rng.standard_normal(picks.shape).astype(np.float32)
+    noise = noise * rng.standard_normal(picks.shape).astype(np.float32)
     return np.vstack([base, picks + noise])
 
 

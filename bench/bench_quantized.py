@@ -11,6 +11,13 @@ a hit right when its true score reaches the 10th best (ties are fair).
     python bench/bench_quantized.py                    # 100,000 vectors
     python bench/bench_quantized.py --size 1000000
     python bench/bench_quantized.py --size 1000000 --ingest   # + end-to-end ingest
+    python bench/bench_quantized.py --size 1000000 --noise 0.033  # copies nearer their origin
+    python bench/bench_quantized.py --corpus real --size 1000000  # real passages instead
+
+``--noise`` is the standard deviation added to each dimension of a copy: 0.05 (the
+default) leaves a copy at cosine 0.71 to its origin, 0.033 at 0.84, as near as a real
+description is to its nearest neighbour. ``--corpus real`` takes real passages of man
+pages, docstrings and package descriptions (``real_corpus.py``) instead of copies.
 
 With ``--ingest``: 1M precomputed vectors written through the Python API until their
 index is ready, against sqlite-vec 0.1.9 (through apsw) and Chroma's PersistentClient.
@@ -32,7 +39,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_index_build import grown, run  # noqa: E402
+from bench_index_build import NEIGHBOUR_NOISE, NOISE, grown, run  # noqa: E402
 
 from vibes.index.exact import ExactIndex  # noqa: E402
 from vibes.index.hnsw import HNSWIndex, HNSWParams  # noqa: E402
@@ -290,11 +297,35 @@ def main() -> None:
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--ingest", action="store_true", help="also the end-to-end ingest")
     parser.add_argument("--dtypes", default="f32,f16,i8", help="vector types to build")
+    parser.add_argument(
+        "--noise",
+        type=float,
+        default=NOISE,
+        help=f"noise of the copies per dimension ({NOISE}: half noise; "
+        f"{NEIGHBOUR_NOISE}: as near as real nearest neighbours)",
+    )
+    parser.add_argument(
+        "--corpus",
+        choices=("debian", "real"),
+        default="debian",
+        help="debian: the Debian vectors grown with noisy copies; real: real passages "
+        "(bench/real_corpus.py), as many of the first --size as are embedded",
+    )
     args = parser.parse_args()
-    matrix = grown(args.size).astype(np.float32)
+    if args.corpus == "real":
+        from real_corpus import embedded_so_far
+
+        matrix = embedded_so_far()[: args.size].astype(np.float32)
+        args.noise = 0.0
+    else:
+        matrix = grown(args.size, args.noise).astype(np.float32)
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
     query = queries()
-    print(f"{len(matrix):,} vectors x {matrix.shape[1]}, {len(query)} real queries, {THREADS} CPUs")
+    print(
+        f"{len(matrix):,} vectors x {matrix.shape[1]} "
+        f"({'real passages' if args.corpus == 'real' else f'copies with noise {args.noise}'}), "
+        f"{len(query)} real queries, {THREADS} CPUs"
+    )
     truth = Truth(matrix, query)
     with tempfile.TemporaryDirectory() as temporary:
         directory = Path(temporary)
