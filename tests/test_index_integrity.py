@@ -303,10 +303,12 @@ def test_a_vector_changed_during_a_search_is_not_damage(indexed, monkeypatch, db
     collection, vectors = indexed
     store = collection.database.store
     original = store.vectors_for_keys
+    rewritten = []
 
     def meanwhile(collection_id, dimensions, keys):
-        # Another process rewrites the graph's first hit between graph and check.
+        # Another process rewrites one of the graph's hits between graph and check.
         first = store.ids_for_keys([keys[0]])[keys[0]]
+        rewritten.append(first)
         conn = sqlite3.connect(db_path)
         conn.execute(
             "update embeddings set embedding = ? where id = ?",
@@ -318,6 +320,7 @@ def test_a_vector_changed_during_a_search_is_not_damage(indexed, monkeypatch, db
 
     monkeypatch.setattr(store, "vectors_for_keys", meanwhile)
     results = collection.search(vectors[3], 5)
+    assert rewritten  # the graph answered, and its hit changed under it
     assert results.warnings == []
     monkeypatch.undo()
     assert collection.index_state().kind == "hnsw"

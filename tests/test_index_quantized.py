@@ -55,8 +55,14 @@ def test_top_k_is_a_full_sort_cut_short(dtype, k):
         with_nan = (rng.standard_normal(1000) * 50).astype(dtype)
         with_nan[rng.choice(1000, 600, replace=False)] = np.nan  # fewer than k numbers too
         assert top_k(with_nan, k).tolist() == reference_top_k(with_nan, k)
-    extremes = np.array([np.iinfo(np.int32).min, 0, np.iinfo(np.int32).max, -1], dtype=np.int32)
-    assert top_k(extremes, 2).tolist() == [2, 1]
+    for kind in (np.int32, np.int64, np.uint64):
+        info = np.iinfo(kind)
+        extremes = np.array([info.min, 0, info.max, info.max // 2 + 5, 1], dtype=kind)
+        assert (
+            top_k(extremes, 5).tolist()
+            == np.argsort([-float(v) for v in extremes], kind="stable").tolist()
+        )
+    assert top_k(np.array([False, True, False, True]), 3).tolist() == [1, 3, 0]
     assert top_k(np.empty(0, dtype=dtype), k).tolist() == []
 
 

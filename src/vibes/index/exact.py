@@ -127,10 +127,8 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
         # would otherwise all be sorted.
         top = np.concatenate([better, np.flatnonzero(level)[: k - len(better)]])
     ranked = scores[top]
-    if scores.dtype.kind == "f":
-        order = np.argsort(-ranked, kind="stable")
-    else:
-        order = np.argsort(-ranked.astype(np.int64), kind="stable")
+    # Bitwise not reverses integers' (and booleans') order without overflowing.
+    order = np.argsort(-ranked if scores.dtype.kind == "f" else ~ranked, kind="stable")
     return top[order]
 
 

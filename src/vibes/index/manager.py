@@ -533,7 +533,7 @@ class IndexManager:
         stored = self.store.vectors_for_keys(target.id, state.dimensions, sample)
         assert stored.keys is not None
         by_key = {int(key): row for row, key in enumerate(stored.keys)}
-        names = dict(zip(by_key, stored.ids))
+        names = {int(key): item_id for key, item_id in zip(stored.keys, stored.ids)}
         strays = [key for key in sample if key not in by_key]
         if strays:
             return self._damage(
