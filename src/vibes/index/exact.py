@@ -107,15 +107,12 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     # Lower is better in ``keys``. Floats are negated, which sends NaN last (partition
     # and sort both put it at the end); integers have no NaN and are not negated, since
     # the negation of the smallest integer overflows.
-    if scores.dtype.kind == "f":
-        keys, kth = -scores, k - 1
-    else:
-        keys, kth = scores, size - k
+    floats = scores.dtype.kind == "f"
+    keys, kth = (-scores, k - 1) if floats else (scores, size - k)
     if k == size:
         top = np.arange(size)
     else:
         bound = np.partition(keys, kth)[kth]
-        floats = keys is not scores
         if floats and np.isnan(bound):  # fewer than k numbers: every number, then NaNs
             ahead, level = ~np.isnan(keys), np.isnan(keys)
         elif floats:
@@ -128,7 +125,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
         top = np.concatenate([better, np.flatnonzero(level)[: k - len(better)]])
     ranked = scores[top]
     # Bitwise not reverses integers' (and booleans') order without overflowing.
-    order = np.argsort(-ranked if scores.dtype.kind == "f" else ~ranked, kind="stable")
+    order = np.argsort(-ranked if floats else ~ranked, kind="stable")
     return top[order]
 
 

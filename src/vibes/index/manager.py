@@ -533,7 +533,6 @@ class IndexManager:
         stored = self.store.vectors_for_keys(target.id, state.dimensions, sample)
         assert stored.keys is not None
         by_key = {int(key): row for row, key in enumerate(stored.keys)}
-        names = {int(key): item_id for key, item_id in zip(stored.keys, stored.ids)}
         strays = [key for key in sample if key not in by_key]
         if strays:
             return self._damage(
@@ -554,8 +553,9 @@ class IndexManager:
                     vector, want, rtol=rtol, atol=atol * float(np.linalg.norm(want)) + 1e-12
                 )
             if not same:
+                item_id = stored.ids[by_key[key]]
                 return self._damage(
-                    live, version, f"its vector of item {names[key]!r} is not the stored one"
+                    live, version, f"its vector of item {item_id!r} is not the stored one"
                 )[1]
         # The graph's links: stored items searched for by their own vectors come up first
         # (or one of several equal vectors does, so a miss compares scores).

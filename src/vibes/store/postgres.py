@@ -353,6 +353,18 @@ def _parts(values: Sequence[_T], size: int = _PART) -> Iterator[list[_T]]:
     return in_parts(values, size)
 
 
+def _vector_matrix(
+    rows: Sequence[Sequence[Any]], dimensions: int | None, with_keys: bool
+) -> VectorMatrix:
+    """Rows of (id, binary vector, key) as one VectorMatrix (keys only ``with_keys``)."""
+    import numpy as np
+
+    found_ids = [row[0] for row in rows]
+    matrix = _vectors([row[1] for row in rows], found_ids, dimensions)
+    keys = np.asarray([row[2] for row in rows], dtype=np.uint64) if with_keys else None
+    return VectorMatrix(found_ids, matrix, keys)
+
+
 def _vectors(rows: Sequence[bytes], ids: Sequence[str], dimensions: int | None) -> np.ndarray:
     """pgvector's binary ``vector`` values (int16 dimensions, int16 unused, big-endian
     float32s) as one float32 matrix, decoded in one go."""
@@ -922,7 +934,6 @@ class PostgresStore(Store):
         *,
         with_keys: bool = False,
     ) -> VectorMatrix:
-        import numpy as np
 
         select = (
             f"SELECT id, {self._VECTOR}, key FROM vibes_embeddings WHERE collection_id = %s "
@@ -936,10 +947,7 @@ class PostgresStore(Store):
                 rows += self.conn.execute(
                     select + " AND id = ANY(%s)", (collection_id, part), binary=True
                 ).fetchall()
-        found_ids = [row[0] for row in rows]
-        matrix = _vectors([row[1] for row in rows], found_ids, dimensions)
-        keys = np.asarray([row[2] for row in rows], dtype=np.uint64) if with_keys else None
-        return VectorMatrix(found_ids, matrix, keys)
+        return _vector_matrix(rows, dimensions, with_keys)
 
     def iter_items(
         self, collection_id: int, *, with_vectors: bool = False, page_size: int = 10_000
@@ -1259,7 +1267,6 @@ class PostgresStore(Store):
     def vectors_for_keys(
         self, collection_id: int, dimensions: int | None, keys: Sequence[int]
     ) -> VectorMatrix:
-        import numpy as np
 
         rows: list[tuple[Any, ...]] = []
         for part in _parts([int(k) for k in keys]):
@@ -1269,9 +1276,7 @@ class PostgresStore(Store):
                 (collection_id, part),
                 binary=True,
             ).fetchall()
-        found_ids = [row[0] for row in rows]
-        matrix = _vectors([row[1] for row in rows], found_ids, dimensions)
-        return VectorMatrix(found_ids, matrix, np.asarray([row[2] for row in rows], np.uint64))
+        return _vector_matrix(rows, dimensions, with_keys=True)
 
     def index_state(self, collection_id: int) -> IndexState | None:
         row = self.conn.execute(
