@@ -254,6 +254,33 @@ def test_the_int8_scan_matches_float32_on_a_subset_and_in_batches(distance):
     assert len(everything) == len(rows)
 
 
+@pytest.mark.parametrize("distance", ["cosine", "dot", "euclidean"])
+def test_int8_queries_fill_the_range_and_their_products_keep_the_float32_scale(distance):
+    from vibes.index.quantize import Quantizer
+
+    rng = np.random.default_rng(9)
+    # Dimensions of very different ranges, as real embeddings have.
+    items = (rng.normal(size=(500, 32)) * rng.uniform(0.01, 4, 32)).astype(np.float32)
+    quantizer = Quantizer.fit(items, distance, "i8")
+    queries = rng.normal(size=(8, 32)).astype(np.float32)
+    queries[0] = 0.0
+    queries[0, 5] = -3.0  # the largest component negative, every other zero
+    encoded, factors = quantizer.encode_queries(queries)
+    assert encoded.dtype == np.int8 and factors.shape == (8,)
+    stored = quantizer.encode(items).astype(np.float64)
+    if distance == "euclidean":
+        assert np.abs(encoded).max() <= 127
+        return
+    # Each query's largest component takes the peak, with its sign.
+    assert np.abs(encoded.astype(np.int64)).max(axis=1).tolist() == [127] * 8
+    assert encoded[0, 5] == -127 and np.count_nonzero(encoded[0]) == 1
+    # Compact products divided by the factor estimate the float32 ones.
+    estimates = (encoded.astype(np.float64) @ stored.T) / factors[:, None]
+    truth = queries.astype(np.float64) @ items.T.astype(np.float64)
+    spread = np.abs(truth).max()
+    assert np.abs(estimates - truth).max() < 0.05 * spread
+
+
 def test_vectors_with_nan_written_by_another_tool_do_not_break_the_scales(
     db_path, test_plugin, small_threshold
 ):
