@@ -13,6 +13,7 @@ a hit right when its true score reaches the 10th best (ties are fair).
     python bench/bench_quantized.py --size 1000000 --ingest   # + end-to-end ingest
     python bench/bench_quantized.py --size 1000000 --noise 0.033  # copies nearer their origin
     python bench/bench_quantized.py --corpus real --size 1000000  # real passages instead
+    python bench/bench_quantized.py --skip-scan --dtypes i8 --expansion-add 40  # other params
 
 ``--noise`` is the standard deviation added to each dimension of a copy: 0.05 (the
 default) leaves a copy at cosine 0.71 to its origin, 0.033 at 0.84, as near as a real
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +55,7 @@ QUERY_FILES = (
 )
 THREADS = os.cpu_count() or 1
 #: Search depths (expansion_search, FAISS's efSearch) each graph is measured at.
-DEPTHS = (64, 96, 128)
+DEPTHS = (48, 64, 96, 128)
 
 
 def queries() -> np.ndarray:
@@ -139,12 +141,21 @@ def exact_scans(matrix: np.ndarray, query: np.ndarray, truth: Truth) -> None:
 
 
 def builds(
-    matrix: np.ndarray, query: np.ndarray, truth: Truth, directory: Path, dtypes: list[str]
+    matrix: np.ndarray,
+    query: np.ndarray,
+    truth: Truth,
+    directory: Path,
+    dtypes: list[str],
+    params: HNSWParams,
 ) -> None:
     size = len(matrix)
     raw = matrix.nbytes
     print(f"\n== HNSW build of {size:,} vectors on {THREADS} threads; searches of k=30, re-scored")
-    print(f"  {'':36} {'build s':>8} {'file/raw':>9} {'es':>4} {'p50 ms':>7} {'recall@10':>10}")
+    print("  (dist: distances computed per query, the graph's own count)")
+    print(
+        f"  {'':36} {'build s':>8} {'file/raw':>9} {'es':>4} {'p50 ms':>7} {'recall@10':>10}"
+        f" {'dist':>6}"
+    )
     import faiss
 
     faiss.omp_set_num_threads(THREADS)
@@ -159,22 +170,26 @@ def builds(
         positions = positions[positions >= 0].astype(np.int64)
         return positions[np.argsort(-(matrix[positions] @ q))[:10]]
 
+    stats = faiss.cvar.hnsw_stats
     for depth in DEPTHS:
         hnsw.hnsw.efSearch = depth
         p50, _ = timed(lambda i: hnsw.search(query[i % len(query)][None, :], 30), 200)
+        stats.reset()
         found = [rescored(hnsw.search(q[None, :], 30)[1][0], q) for q in query]
         label = "FAISS HNSWFlat M=32 efC=40 (baseline)" if depth == DEPTHS[0] else ""
         shown = f"{faiss_build:8.1f} {faiss_bytes / raw:9.2f}" if depth == DEPTHS[0] else " " * 18
-        print(f"  {label:36} {shown} {depth:4} {p50:7.3f} {truth.recall(found):10.3f}")
+        print(
+            f"  {label:36} {shown} {depth:4} {p50:7.3f} {truth.recall(found):10.3f}"
+            f" {stats.ndis / len(query):6.0f}"
+        )
     keys = np.arange(size, dtype=np.uint64)
     for dtype in dtypes:
-        params = HNSWParams(quantize=dtype)
         start = time.perf_counter()
         graph = HNSWIndex.build(
             keys,
             matrix,
             "cosine",
-            params,
+            replace(params, quantize=dtype),
             threads=THREADS,
             quantizer=Quantizer.fit(matrix, "cosine", dtype),
         )
@@ -184,16 +199,21 @@ def builds(
         file_bytes = path.stat().st_size
         graph = HNSWIndex.open(path, "cosine", quantizer=graph.quantizer)
         label = f"vibes {dtype}"
+        if params != HNSWParams():
+            label += f" M={params.connectivity} efC={params.expansion_add}"
+        encoded, _ = graph.quantizer.encode_queries(query)
         for depth in DEPTHS:
             graph.set_expansion_search(depth)
             p50, _ = timed(
                 lambda i, graph=graph: graph.search(query[i % len(query)][None, :], 30), 200
             )
             found = [rescored(graph.search(q[None, :], 30)[0][0], q) for q in query]
+            # usearch counts the distances of each search (the graph's own count).
+            computed = [graph._index.search(e, 30).computed_distances for e in encoded]
             shown = f"{took:8.1f} {file_bytes / raw:9.2f}" if depth == DEPTHS[0] else " " * 18
             print(
                 f"  {label if depth == DEPTHS[0] else '':36} {shown} {depth:4} {p50:7.3f} "
-                f"{truth.recall(found):10.3f}"
+                f"{truth.recall(found):10.3f} {np.mean(computed):6.0f}"
             )
         print(f"  {'':36} -> build {faiss_build / took:.2f}x as fast as FAISS")
         path.unlink()
@@ -298,6 +318,15 @@ def main() -> None:
     parser.add_argument("--ingest", action="store_true", help="also the end-to-end ingest")
     parser.add_argument("--dtypes", default="f32,f16,i8", help="vector types to build")
     parser.add_argument(
+        "--connectivity", type=int, default=HNSWParams.connectivity, help="vibes' links per node"
+    )
+    parser.add_argument(
+        "--expansion-add",
+        type=int,
+        default=HNSWParams.expansion_add,
+        help="vibes' build depth (FAISS's efConstruction is 40)",
+    )
+    parser.add_argument(
         "--noise",
         type=float,
         default=NOISE,
@@ -332,7 +361,10 @@ def main() -> None:
         if not args.skip_scan:
             exact_scans(matrix, query, truth)
         if not args.skip_build:
-            builds(matrix, query, truth, directory, args.dtypes.split(","))
+            params = HNSWParams(
+                connectivity=args.connectivity, expansion_add=args.expansion_add
+            )
+            builds(matrix, query, truth, directory, args.dtypes.split(","), params)
         if args.ingest:
             ingest(matrix, query, truth, directory, args.dtypes.split(","))
 
