@@ -361,9 +361,7 @@ def main() -> None:
         if not args.skip_scan:
             exact_scans(matrix, query, truth)
         if not args.skip_build:
-            params = HNSWParams(
-                connectivity=args.connectivity, expansion_add=args.expansion_add
-            )
+            params = HNSWParams(connectivity=args.connectivity, expansion_add=args.expansion_add)
             builds(matrix, query, truth, directory, args.dtypes.split(","), params)
         if args.ingest:
             ingest(matrix, query, truth, directory, args.dtypes.split(","))
