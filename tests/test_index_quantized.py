@@ -392,6 +392,46 @@ def test_the_recorded_search_depth_is_used_by_every_process(db_path, test_plugin
     assert live.hnsw._index.expansion_search == 200
 
 
+def test_the_search_depth_changes_in_place_for_every_process(
+    db_path, test_plugin, small_threshold, invoke
+):
+    collection = vibes.Database(db_path).collection("c", model="hash")
+    collection.embed_multi(items(clustered(300)))
+    collection.build_index()
+    before = collection.index_state()
+    searcher = vibes.Database(db_path)  # a long-running process, with the index open
+    live, _ = searcher.indexes.open(searcher.collection("c").record)
+    assert live is not None and live.hnsw._index.expansion_search == 96
+    result = invoke(["index", "c", "--expansion-search", "40", "-d", db_path])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["parameters"]["expansion_search"] == 40
+    after = collection.index_state()
+    # The same file, the same scales: only the depth changed.
+    assert after.file == before.file and after.size == before.size
+    recorded, previous = json.loads(after.params), json.loads(before.params)
+    assert recorded.pop("expansion_search") == 40
+    previous.pop("expansion_search")
+    assert recorded == previous
+    live, _ = searcher.indexes.open(searcher.collection("c").record)
+    assert live is not None and live.hnsw._index.expansion_search == 40
+    hits = searcher.collection("c").similar_by_vector(clustered(1, seed=5)[0], 5)
+    assert len(hits) == 5
+    # A rebuild keeps the depth.
+    collection.build_index()
+    assert json.loads(collection.index_state().params)["expansion_search"] == 40
+
+
+def test_a_search_depth_needs_an_index(db_path, test_plugin, invoke):
+    vibes.Database(db_path).collection("c", model="hash").embed_multi(items(clustered(20)))
+    result = invoke(["index", "c", "--expansion-search", "40", "-d", db_path])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: Collection 'c' has no index to set a search depth for: build one with --rebuild"
+    ]
+    mixed = invoke(["index", "c", "--expansion-search", "40", "--connectivity", "8", "-d", db_path])
+    assert mixed.exit_code == 2 and "apply with --rebuild" in mixed.output
+
+
 def test_exact_searches_read_float32_whatever_the_index_keeps(
     db_path, test_plugin, small_threshold
 ):

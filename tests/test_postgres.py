@@ -202,6 +202,15 @@ def test_native_hnsw_index_is_built_used_and_reported(pg_url, test_plugin):
     new = np.asarray(random_rows(1, seed=99)[0]["vector"], dtype=np.float32)
     collection.embed_multi([{"id": "fresh", "vector": new.tolist()}])
     assert collection.similar_by_vector(new, n=1)[0].id == "fresh"
+    # The search depth changes in place: the next search asks PostgreSQL for that depth.
+    collection.set_search_depth(300)
+    assert collection.index_status()["parameters"]["expansion_search"] == 300
+    store, depths = collection.database.store, []
+    native = store.search_native
+    store.search_native = lambda *a, **k: depths.append(k["expansion_search"]) or native(*a, **k)  # type: ignore[method-assign]
+    assert collection.similar_by_vector(new, n=3)[0].id == "fresh"
+    assert depths == [300]
+    del store.search_native
     collection.drop_index()
     assert collection.database.store.native_index(collection.id) is None
     assert collection.index_status()["kind"] == "off"

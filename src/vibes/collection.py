@@ -359,6 +359,12 @@ class Collection:
             chosen = HNSWParams.from_json(state.params if state else None, self.distance, **params)
             return indexes.build(self.record, chosen)
 
+    def set_search_depth(self, depth: int) -> IndexState:
+        """Search the approximate index ``depth`` deep from now on, in every process,
+        without rebuilding it: deeper finds more of the true nearest items, shallower
+        answers sooner (``vibes index C --expansion-search N``)."""
+        return self.database.indexes.set_search_depth(self.record, depth)
+
     def drop_index(self) -> None:
         """Delete the approximate index; searches run exactly until the next build."""
         self.database.indexes.drop(self.record)

@@ -25,7 +25,11 @@ from .options import database_option, open_database, stderr_is_terminal
 @click.option("--drop", is_flag=True, help="Delete the index; searches run without it")
 @click.option("--connectivity", type=click.IntRange(4, 256), help="HNSW links per node (M)")
 @click.option("--expansion-add", type=click.IntRange(8, 4096), help="HNSW build depth")
-@click.option("--expansion-search", type=click.IntRange(8, 4096), help="HNSW search depth")
+@click.option(
+    "--expansion-search",
+    type=click.IntRange(8, 4096),
+    help="HNSW search depth; without --rebuild, changed in place (nothing is rebuilt)",
+)
 @click.option(
     "--quantize",
     type=click.Choice(["f32", "f16", "i8"]),
@@ -68,6 +72,7 @@ def index(
       vibes index docs --wait
       vibes index docs --rebuild
       vibes index docs --rebuild --connectivity 32 --expansion-search 128
+      vibes index docs --expansion-search 48    # search shallower from now on
       vibes index docs --rebuild --quantize i8
       vibes index docs --drop
       vibes index docs --fts
@@ -88,9 +93,12 @@ def index(
         )
         if value is not None
     }
-    if tuning and (not rebuild or fts):
+    # The search depth alone changes in place; the other parameters shape the graph.
+    depth_only = set(tuning) == {"expansion_search"} and not rebuild and not drop and not fts
+    if tuning and not depth_only and (not rebuild or fts):
         raise click.UsageError(
-            "HNSW parameters and --quantize apply with --rebuild (without --fts)"
+            "--connectivity, --expansion-add and --quantize apply with --rebuild "
+            "(without --fts); --expansion-search alone changes the search depth in place"
         )
     db = open_database(database)
     target = db.collection(collection, create=False)
@@ -112,6 +120,9 @@ def index(
         target.drop_index()
     elif rebuild:
         target.build_index(**tuning)
+    elif depth_only:
+        assert expansion_search is not None
+        target.set_search_depth(expansion_search)
     status = target.index_status()
     status["fulltext"] = target.fulltext_status()
     click.echo(json.dumps(status))

@@ -762,6 +762,29 @@ class IndexManager:
             self.store.release_log(tx, target.id, LOG_CONSUMER)
         return state
 
+    def set_search_depth(self, target: CollectionRecord, depth: int) -> IndexState:
+        """Record another search depth for the collection's index, which every process
+        searching it then uses. Nothing is rebuilt: the file keeps its links, and the
+        record its search depth (PostgreSQL's ``hnsw.ef_search`` likewise)."""
+        if depth < 1:
+            raise VibesError(f"The search depth must be at least 1, not {depth}")
+        old = self.store.index_state(target.id)
+        if old is None or old.kind not in (INDEX_KIND, NATIVE_KIND, DAMAGED_KIND):
+            raise VibesError(
+                f"Collection {target.name!r} has no index to set a search depth for: "
+                "build one with --rebuild"
+            )
+        recorded = json.loads(old.params) if old.params else {}
+        recorded["expansion_search"] = depth
+        state = dataclasses.replace(old, params=json.dumps(recorded))
+        with self.store.transaction() as tx:
+            if not self.store.save_index_state(tx, state, old.file):
+                raise VibesError(
+                    f"The index of collection {target.name!r} was replaced meanwhile "
+                    "(a build finished): run the command again"
+                )
+        return state
+
     def drop(self, target: CollectionRecord) -> None:
         """Remove the index and keep the collection unindexed until the next --rebuild."""
         self.store.drop_native_index(target.id)
