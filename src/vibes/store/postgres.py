@@ -934,7 +934,6 @@ class PostgresStore(Store):
         *,
         with_keys: bool = False,
     ) -> VectorMatrix:
-
         select = (
             f"SELECT id, {self._VECTOR}, key FROM vibes_embeddings WHERE collection_id = %s "
             f"AND {self._VECTOR} IS NOT NULL"
@@ -1267,7 +1266,6 @@ class PostgresStore(Store):
     def vectors_for_keys(
         self, collection_id: int, dimensions: int | None, keys: Sequence[int]
     ) -> VectorMatrix:
-
         rows: list[tuple[Any, ...]] = []
         for part in _parts([int(k) for k in keys]):
             rows += self.conn.execute(
