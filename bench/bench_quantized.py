@@ -49,17 +49,32 @@ from vibes.index.quantize import Quantizer  # noqa: E402
 from vibes.index.scan import QuantizedMatrix  # noqa: E402
 from vibes.store.base import VectorMatrix  # noqa: E402
 
-QUERY_FILES = (
-    "minilm-man-questions-daced6c28e332e74.npy",
-    "minilm-gcloud-questions-72ea3f6ce54e4ecb.npy",
-)
+#: The question sets the 200 queries come from, 100 of each (retrieval_sets.py).
+QUESTION_SETS = ("man", "gcloud")
 THREADS = os.cpu_count() or 1
 #: Search depths (expansion_search, FAISS's efSearch) each graph is measured at.
 DEPTHS = (48, 64, 96, 128)
 
 
 def queries() -> np.ndarray:
-    found = [np.load(HERE / ".cache" / name)[:100] for name in QUERY_FILES]
+    """200 real MiniLM vectors of questions: the first 100 of each question set's, as
+    hybrid_study.py embeds and caches them (embedded here on first use)."""
+    import hybrid_study
+    import retrieval_sets
+
+    import vibes
+
+    found = []
+    for name in QUESTION_SETS:
+        _documents, questions, _relevant = retrieval_sets.SETS[name](n_queries=800, questions=True)
+        texts = [text for _, text in questions]
+        found.append(
+            hybrid_study._cached_vectors(
+                f"{name}-questions",
+                texts,
+                lambda batch: vibes.get_model("minilm").embed_query_batch(batch),
+            )[:100]
+        )
     matrix = np.vstack(found).astype(np.float32)
     return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
 
