@@ -224,7 +224,9 @@ class QuantizedMatrix(Positions):
                 more, more_values = self.candidates(query[None, :], scanned, rows)
                 positions, values = more[0], more_values[0]
                 take = min(len(positions), max(take, reach))
-            chosen = [p for p in positions[:take] if int(p) in stored]
+            # In row order, as an exact scan meets them: items with equal scores then
+            # come in the same order as an exact search gives them.
+            chosen = sorted(int(p) for p in positions[:take] if int(p) in stored)
             exact = ExactIndex(
                 [self.ids[p] for p in chosen],
                 np.stack([stored[int(p)] for p in chosen])
