@@ -99,6 +99,18 @@ def test_sqlite_compiler_gives_each_operator_its_documented_meaning(table, expre
     assert matching(table, expression) == expected
 
 
+def test_a_filter_needs_metadata_exactly_when_items_without_any_cannot_match(table):
+    # "e" has no metadata: a filter said to need it must never let "e" through (the
+    # SQLite store then reads only the items that have some).
+    for expression in ("lang=en", "year<2020", "note=null", "lang in en,de", "meta.level<3"):
+        assert build_filter(expression).needs_metadata
+        assert "e" not in matching(table, expression)
+    assert not build_filter("lang!=en").needs_metadata and "e" in matching(table, "lang!=en")
+    assert build_filter(["lang!=en", "year>=2020"]).needs_metadata  # one such condition will do
+    assert not build_filter(prefix="x_", where="1").needs_metadata
+    assert not Filter().needs_metadata
+
+
 def test_conditions_are_anded_and_prefixes_are_literal(table):
     assert matching(table, "lang=en", "year>=2021") == {"a"}
     assert matching(table, prefix="x_") == {"x_1"}  # '_' is no wildcard

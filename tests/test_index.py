@@ -305,6 +305,93 @@ def test_filtered_search_returns_n_whenever_n_match(indexed, monkeypatch):
         assert [m.id for m in many] == exact_ids(collection, query, filters=["even=true"])
 
 
+def spy_on_matching(store, monkeypatch) -> tuple[list[int], list[int]]:
+    """(how many items each listing of every match found, how many keys each check of
+    the graph's hits asked about), as searches call store.matching."""
+    listed: list[int] = []
+    checked: list[int] = []
+    original = store.matching
+
+    def spy(collection_id, condition, keys=None):
+        found = original(collection_id, condition, keys)
+        if keys is None:
+            listed.append(len(found))
+        else:
+            checked.append(len(keys))
+        return found
+
+    monkeypatch.setattr(store, "matching", spy)
+    return listed, checked
+
+
+def test_a_filter_most_items_pass_is_checked_on_the_graph_hits_only(indexed, monkeypatch):
+    collection, vectors = indexed
+    queries = vectors[:5]
+    # Collections of up to 20,000 items list what a filter lets through (cheap, and
+    # exact): this one stands for a larger one. Deep enough for a filter 3 items in 10
+    # pass to need a second, deeper round.
+    monkeypatch.setattr(vibes.search.retrievers, "EXACT_FILTER_LIMIT", 0)
+    monkeypatch.setattr(manager, "EXACT_FRACTION", 1.0)
+    rounds: dict[str, float] = {}
+    for expression in ("even=true", "group in 1,2,3", "group!=3"):
+        truth = [exact_ids(collection, q, filters=[expression]) for q in queries]
+        listed, checked = spy_on_matching(collection.database.store, monkeypatch)
+        answered = answered_by(collection, monkeypatch)
+        found = [ann_ids(collection, q, filters=[expression]) for q in queries]
+        assert found == truth
+        assert answered == ["approximate"] * len(queries)
+        # No read of every item's metadata: only the graph's hits were checked.
+        assert listed == [] and 0 < max(checked) < len(vectors)
+        rounds[expression] = len(checked) / len(queries)
+    # Too few of the first 30 hits pass (3 in 10 do): it searched deeper.
+    assert rounds["group in 1,2,3"] >= 2
+
+
+def test_a_filter_too_few_hits_pass_lists_the_items_it_lets_through(indexed, monkeypatch):
+    collection, vectors = indexed
+    monkeypatch.setattr(vibes.search.retrievers, "EXACT_FILTER_LIMIT", 0)
+    listed, checked = spy_on_matching(collection.database.store, monkeypatch)
+    answered = answered_by(collection, monkeypatch)
+    found = ann_ids(collection, vectors[0], filters={"group": 3}, prefix="v000")
+    assert found == ["v0003"]
+    assert checked and listed == [1] and answered == ["exact"]
+    assert ann_ids(collection, vectors[0], filters=["group=99"]) == []
+    # A small collection lists them at once: no graph hit is checked.
+    monkeypatch.undo()
+    listed, checked = spy_on_matching(collection.database.store, monkeypatch)
+    assert ann_ids(collection, vectors[0], filters=["even=true"])
+    assert listed == [200] and checked == []
+
+
+def test_a_filter_checks_current_metadata_and_items_the_file_lacks(indexed, db_path, monkeypatch):
+    collection, vectors = indexed
+    monkeypatch.setattr(vibes.search.retrievers, "EXACT_FILTER_LIMIT", 0)
+    answered = answered_by(collection, monkeypatch)
+    query = vectors[7]
+    best = exact_ids(collection, query, filters=["even=true"])[0]
+    # A change of metadata alone (plain SQL here), which the graph never hears of.
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute(
+            "UPDATE embeddings SET metadata = json_set(metadata, '$.even', json('false')) "
+            "WHERE id = ?",
+            (best,),
+        )
+    answered.clear()
+    found = ann_ids(collection, query, filters=["even=true"])
+    assert answered == ["approximate"] and best not in found
+    assert found == exact_ids(collection, query, filters=["even=true"])
+    # Items added since the file was saved (searched exactly beside it) are checked too.
+    collection.embed_multi(
+        items(np.stack([query, query]), start=1000, metadata=lambda i: {"even": i == 1000})
+    )
+    assert live_index(collection).overlay.delta is not None
+    answered.clear()
+    found = ann_ids(collection, query, filters=["even=true"])
+    assert answered == ["approximate"]
+    assert found[0] == "v1000" and "v1001" not in found
+
+
 def test_filter_operators_on_the_command_line(indexed, invoke, db_path):
     def ids(*args):
         result = invoke(["similar", "c", "v0000", "-n", "500", "-d", db_path, *args])

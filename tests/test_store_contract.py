@@ -710,6 +710,32 @@ def test_candidates_carry_keys(store, catalogue):
     assert candidates.keys == [keys[i] for i in candidates.ids]
 
 
+def test_matching_among_keys_checks_those_items_only(store, catalogue):
+    with store.transaction() as tx:
+        store.ensure_keys(tx, catalogue)
+    keys = store.keys_for_ids(catalogue, ["a", "b", "c", "d"])
+    recent = Filter((Compare(("year",), "=", 2021),))
+    among = store.matching(catalogue, recent, [keys["a"], keys["b"], keys["d"]])
+    assert (among.ids, among.keys) == (["a"], [keys["a"]])
+    # "c" passes too, but is not among the keys asked about.
+    assert "c" in store.matching(catalogue, recent).ids
+    # Items without metadata pass != here too.
+    not_jazz = Filter((Compare(("genre",), "!=", "jazz"),))
+    assert set(store.matching(catalogue, not_jazz, [keys["a"], keys["d"]]).ids) == {"d"}
+    assert store.matching(catalogue, recent, []).ids == []
+    with pytest.raises(vibes.FilterError):
+        store.matching(catalogue, Filter((Compare(("year",), "~", 1),)), [keys["a"]])
+
+
+@pytest.mark.parametrize("store", SQLITE_BACKENDS, indirect=True)
+def test_sqlite_raw_condition_with_braces_among_keys(store, catalogue):
+    with store.transaction() as tx:
+        store.ensure_keys(tx, catalogue)
+    keys = store.keys_for_ids(catalogue, ["a", "b"])
+    braces = Filter((RawSQL("content != '{marks}' AND id = ?", ("b",)),))
+    assert store.matching(catalogue, braces, list(keys.values())).ids == ["b"]
+
+
 def test_unsupported_conditions_raise_filter_error(store, catalogue):
     with pytest.raises(vibes.FilterError):
         store.matching(catalogue, Filter((RawSQL("1 = 1", dialect="no-such-dialect"),)))
@@ -1202,6 +1228,49 @@ def test_sqlite_broken_raw_condition_is_a_filter_error(store, catalogue, sql):
     with pytest.raises(vibes.FilterError) as raised:
         store.matching(catalogue, Filter((RawSQL(sql),)))
     assert str(raised.value).startswith("Invalid filter")
+
+
+@pytest.mark.parametrize("store", SQLITE_BACKENDS, indirect=True)
+def test_sqlite_metadata_filters_read_the_metadata_index_not_the_table(store, catalogue):
+    def plan(*conditions: Any) -> str:
+        sql, params = store._matching_query(catalogue, Filter(tuple(conditions)))
+        return " ".join(row[-1] for row in store.conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+
+    # Every comparison an item without metadata fails reads the index of id and metadata
+    # alone (the table's rows hold vectors and text too: a million of them took 1.4 s).
+    for conditions in (
+        [Compare(("genre",), "=", "jazz")],
+        [OneOf(("year",), (2019, 2021))],
+        [Compare(("year",), ">=", 2020), IdPrefix("a")],
+    ):
+        assert "COVERING INDEX vibes_embeddings_metadata" in plan(*conditions)
+    # != lets items without metadata through, so it must read the table: "d" has none.
+    assert "vibes_embeddings_metadata" not in plan(Compare(("genre",), "!=", "jazz"))
+    assert "d" in matching_ids(store, catalogue, Compare(("genre",), "!=", "jazz"))
+
+
+def test_sqlite_metadata_index_is_optional_for_readers(tmp_path):
+    """A database from before the metadata index opens read-only (filters read the table)
+    and gains the index the next time it is opened to write."""
+    import sqlite3
+
+    store = BACKENDS["sqlite-file"](tmp_path)
+    record = store.create_collection("docs", "m", DIMS)
+    put(store, record.id, [item("a", metadata={"k": 1}), item("b", metadata={"k": 2})])
+    store.close()
+    conn = sqlite3.connect(tmp_path / "c.db")
+    with conn:
+        conn.execute('DROP INDEX "vibes_embeddings_metadata"')
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm009_metadata_index'")
+    conn.close()
+    reader = open_store(tmp_path / "c.db", readonly=True)
+    assert matching_ids(reader, record.id, Compare(("k",), "=", 2)) == {"b"}
+    reader.close()
+    writer = open_store(tmp_path / "c.db")
+    indexes = writer.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+    assert "vibes_embeddings_metadata" in {row[0] for row in indexes}
+    assert matching_ids(writer, record.id, Compare(("k",), "=", 2)) == {"b"}
+    writer.close()
 
 
 def test_sqlite_read_query(tmp_path):

@@ -88,6 +88,16 @@ class Filter:
     def __bool__(self) -> bool:
         return bool(self.conditions)
 
+    @property
+    def needs_metadata(self) -> bool:
+        """Whether only items with metadata can match: some condition compares a
+        metadata value, which an item without metadata lacks, and every comparison but
+        ``!=`` fails on a missing value."""
+        return any(
+            isinstance(c, OneOf) or (isinstance(c, Compare) and c.op != "!=")
+            for c in self.conditions
+        )
+
 
 def is_number(value: Any) -> bool:
     """True for ints and floats, not for booleans."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ItemNotFoundError, VibesError
 from ..filters import Filter
 from ..index.fulltext import FullText
-from ..index.manager import NATIVE_KIND, IndexManager, IndexWarning
+from ..index.manager import INDEX_KIND, NATIVE_KIND, IndexManager, IndexWarning
 from ..items import DocumentMatch, Match, Query, SearchResults, check_count
 from ..store.base import Candidates, ChunkRecord, CollectionRecord, Store
 from .fusion import RRF_K, LegDetails, check_fusion, fuse
@@ -299,16 +299,18 @@ class Searcher:
             ) from None
 
     def _filters_in_database(self, target: CollectionRecord, options: SearchOptions) -> bool:
-        """Whether the database's own index applies this search's filter as it searches
-        (PostgreSQL's HNSW with iterative scans), so that the items it lets through need
-        not be listed first: a scan of every item's metadata, the costliest step of a
-        filtered search on a large collection."""
-        if not self.store.native_indexes or options.exact or options.documents:
-            return False
-        if options.mode != "vector":
+        """Whether an index applies this search's filter as it searches, so that the
+        items the filter lets through need not be listed first: a read of every item's
+        metadata, the costliest step of a filtered search on a large collection.
+        PostgreSQL's HNSW filters inside its scan (iterative scans); vibes' own index
+        checks its hits in the store. When either cannot answer, the items are listed
+        then (Searcher.retrieve)."""
+        if options.exact or options.documents or options.mode != "vector":
             return False
         state = self.store.index_state(target.id)
-        return state is not None and state.kind == NATIVE_KIND
+        if state is None:
+            return False
+        return state.kind == INDEX_KIND or (state.kind == NATIVE_KIND and self.store.native_indexes)
 
     def retrieve(self, request: Retrieval) -> list[Ranking]:
         """Ask the vector retrievers in order; the first that answers wins. A filter left

@@ -139,6 +139,9 @@ class ApproximateRetriever:
     exact retriever answers."""
 
     name = "approximate"
+    #: Given a filter rather than the items it lets through, it checks its own hits
+    #: against it (in the store), so the pipeline need not list those items first.
+    filters_in_database = True
 
     def __init__(self, indexes: IndexManager) -> None:
         self.indexes = indexes
@@ -150,10 +153,16 @@ class ApproximateRetriever:
         if candidates is not None and len(candidates) <= EXACT_FILTER_LIMIT:
             return None  # few enough to score them all, exactly
         live, problem = self.indexes.open(request.target)
+        if live is not None and request.condition and candidates is None:
+            if len(live.hnsw) <= EXACT_FILTER_LIMIT:
+                return None  # listing what the filter lets through is cheap: exactly
         if live is not None:
             # Hits come back scored from the stored vectors, or not at all: None when an
-            # exact search should answer (the graph fell short, or the file is damaged).
-            found, problem = self.indexes.search(live, request.queries, request.k, candidates)
+            # exact search should answer (the graph fell short, too few of its hits
+            # passed the filter, or the file is damaged).
+            found, problem = self.indexes.search(
+                live, request.queries, request.k, candidates, request.condition
+            )
             if found is not None:
                 return found
         if problem is not None:

@@ -433,9 +433,12 @@ class Store(ABC):
         stays bounded by the page, whatever the collection's size."""
 
     @abstractmethod
-    def matching(self, collection_id: int, condition: Filter) -> Candidates:
-        """The items for which ``condition`` holds. A condition the backend cannot
-        evaluate raises FilterError naming the problem."""
+    def matching(
+        self, collection_id: int, condition: Filter, keys: Sequence[int] | None = None
+    ) -> Candidates:
+        """The items for which ``condition`` holds; with ``keys``, only those among the
+        items with these index keys (a few hits to check, not the whole collection). A
+        condition the backend cannot evaluate raises FilterError naming the problem."""
 
     # -- chunked documents ---------------------------------------------------------------
 

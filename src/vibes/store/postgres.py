@@ -978,14 +978,22 @@ class PostgresStore(Store):
             yield items, matrix
             after = rows[-1][0]
 
-    def matching(self, collection_id: int, condition: Filter) -> Candidates:
+    def matching(
+        self, collection_id: int, condition: Filter, keys: Sequence[int] | None = None
+    ) -> Candidates:
         import psycopg
 
         where, params = compile_filter(condition)
+        if keys is not None and not keys:
+            return Candidates([], [])
+        among: tuple[Any, ...] = ()
+        if keys is not None:
+            where = f"key = ANY(%s) AND ({where})"
+            among = ([int(key) for key in keys],)
         try:
             rows = self.conn.execute(
                 f"SELECT key, id FROM vibes_embeddings WHERE collection_id = %s AND ({where})",
-                (collection_id, *params),
+                (collection_id, *among, *params),
             ).fetchall()
         except (psycopg.errors.QueryCanceled, psycopg.OperationalError):
             raise  # mapped by _mapped, like any other query's
