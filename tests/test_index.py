@@ -392,6 +392,24 @@ def test_a_filter_checks_current_metadata_and_items_the_file_lacks(indexed, db_p
     assert found[0] == "v1000" and "v1001" not in found
 
 
+def test_a_filter_checks_the_best_of_many_recent_items_not_all(indexed, monkeypatch):
+    collection, vectors = indexed
+    monkeypatch.setattr(vibes.search.retrievers, "EXACT_FILTER_LIMIT", 0)
+    monkeypatch.setattr(manager, "EXACT_FRACTION", 1.0)  # the graph may go deep: 400 items
+    # 300 items since the file was saved: searched exactly beside it, not folded yet.
+    recent = clustered(300, seed=5)
+    collection.embed_multi(items(recent, start=1000))
+    assert len(live_index(collection).overlay.delta.ids) == 300
+    queries = np.vstack([recent[:3], vectors[:3]])
+    truth = [exact_ids(collection, q, filters=["even=true"]) for q in queries]
+    listed, checked = spy_on_matching(collection.database.store, monkeypatch)
+    answered = answered_by(collection, monkeypatch)
+    assert [ann_ids(collection, q, filters=["even=true"]) for q in queries] == truth
+    assert answered == ["approximate"] * len(queries) and listed == []
+    # Each check asked about the delta's best hits, never all 300 of its items.
+    assert max(checked) < 300
+
+
 def test_filter_operators_on_the_command_line(indexed, invoke, db_path):
     def ids(*args):
         result = invoke(["similar", "c", "v0000", "-n", "500", "-d", db_path, *args])

@@ -229,7 +229,7 @@ class QuantizedMatrix(Positions):
             chosen = sorted(int(p) for p in positions[:take] if int(p) in stored)
             exact = ExactIndex(
                 [self.ids[p] for p in chosen],
-                np.stack([stored[int(p)] for p in chosen])
+                np.stack([stored[p] for p in chosen])
                 if chosen
                 else np.empty((0, self.dimensions), dtype=np.float32),
                 self.distance,
