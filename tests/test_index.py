@@ -333,12 +333,25 @@ def test_a_filter_most_items_pass_is_checked_on_the_graph_hits_only(indexed, mon
     monkeypatch.setattr(vibes.search.retrievers, "EXACT_FILTER_LIMIT", 0)
     monkeypatch.setattr(manager, "EXACT_FRACTION", 1.0)
     rounds: dict[str, float] = {}
-    for expression in ("even=true", "group in 1,2,3", "group!=3"):
+    # Each item's metadata is {"group": i % 10, "even": i % 2 == 0} (items()).
+    tests = {
+        "even=true": lambda i: i % 2 == 0,
+        "group in 1,2,3": lambda i: i % 10 in (1, 2, 3),
+        "group!=3": lambda i: i % 10 != 3,
+    }
+    for expression, test in tests.items():
+        passing = {f"v{i:04d}" for i in range(len(vectors)) if test(i)}
         truth = [exact_ids(collection, q, filters=[expression]) for q in queries]
         listed, checked = spy_on_matching(collection.database.store, monkeypatch)
         answered = answered_by(collection, monkeypatch)
         found = [ann_ids(collection, q, filters=[expression]) for q in queries]
-        assert found == truth
+        # Every hit passes; the graph is approximate (its build is multi-threaded, so
+        # not the same from run to run), and misses an item now and then, as
+        # unfiltered searches do.
+        assert all(len(ids) == 10 for ids in found)
+        assert all(set(ids) <= passing for ids in found)
+        hits = sum(len(set(f) & set(t)) for f, t in zip(found, truth))
+        assert hits >= 0.95 * 10 * len(queries)
         assert answered == ["approximate"] * len(queries)
         # No read of every item's metadata: only the graph's hits were checked.
         assert listed == [] and 0 < max(checked) < len(vectors)
@@ -380,7 +393,8 @@ def test_a_filter_checks_current_metadata_and_items_the_file_lacks(indexed, db_p
     answered.clear()
     found = ann_ids(collection, query, filters=["even=true"])
     assert answered == ["approximate"] and best not in found
-    assert found == exact_ids(collection, query, filters=["even=true"])
+    truth = exact_ids(collection, query, filters=["even=true"])
+    assert best not in truth and len(set(found) & set(truth)) >= 9  # the graph is approximate
     # Items added since the file was saved (searched exactly beside it) are checked too.
     collection.embed_multi(
         items(np.stack([query, query]), start=1000, metadata=lambda i: {"even": i == 1000})
@@ -404,7 +418,10 @@ def test_a_filter_checks_the_best_of_many_recent_items_not_all(indexed, monkeypa
     truth = [exact_ids(collection, q, filters=["even=true"]) for q in queries]
     listed, checked = spy_on_matching(collection.database.store, monkeypatch)
     answered = answered_by(collection, monkeypatch)
-    assert [ann_ids(collection, q, filters=["even=true"]) for q in queries] == truth
+    found = [ann_ids(collection, q, filters=["even=true"]) for q in queries]
+    # The graph is approximate (see above).
+    assert all(len(ids) == 10 for ids in found)
+    assert sum(len(set(f) & set(t)) for f, t in zip(found, truth)) >= 0.95 * 10 * len(queries)
     assert answered == ["approximate"] * len(queries) and listed == []
     # Each check asked about the delta's best hits, never all 300 of its items.
     assert max(checked) < 300
