@@ -49,6 +49,10 @@ def isolated_home(tmp_path, monkeypatch):
     # default, a build in a background process, has tests of its own
     # (tests/test_index_background.py).
     monkeypatch.setenv("VIBES_INDEX_BUILD", "inline")
+    # Graphs built on one thread are the same on every run, so a test's recall threshold
+    # holds or fails for good rather than now and then (several threads insert in a
+    # different order each time).
+    monkeypatch.setenv("VIBES_INDEX_THREADS", "1")
     return home
 
 

@@ -193,6 +193,28 @@ def test_exact_flag_drop_and_rebuild(indexed, invoke, db_path):
     assert invoke(["index", "c", "--drop", "--rebuild", "-d", db_path]).exit_code == 2
 
 
+def test_build_threads_are_set_by_the_environment(indexed, invoke, db_path, monkeypatch):
+    collection, vectors = indexed
+    # One thread (the tests' setting) builds the same file from the same items every time.
+    first = index_file(collection).read_bytes()
+    assert invoke(["index", "c", "--rebuild", "-d", db_path]).exit_code == 0
+    assert index_file(collection).read_bytes() == first
+    monkeypatch.setenv("VIBES_INDEX_THREADS", "2")
+    assert invoke(["index", "c", "--rebuild", "-d", db_path]).exit_code == 0
+    assert collection.index_status()["indexed"] == 400
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("VIBES_INDEX_THREADS", bad)
+        failed = invoke(["index", "c", "--rebuild", "-d", db_path])
+        assert failed.exit_code != 0
+        assert f"$VIBES_INDEX_THREADS must be a whole number from 1 up, not '{bad}'" in (
+            failed.output
+        )
+        assert "Traceback" not in failed.output
+    # The index that was there is kept, and still answers.
+    assert collection.index_status()["usable"]
+    assert ann_ids(collection, vectors[1], 5)[0] == "v0001"
+
+
 @pytest.mark.parametrize("damage", ["corrupt", "missing", "truncated"])
 def test_unusable_index_file_falls_back_to_exact_and_next_write_repairs(
     indexed, run, db_path, damage

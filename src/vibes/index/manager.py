@@ -109,6 +109,19 @@ def min_items() -> int:
     return int(value) if value and value.isdigit() else DEFAULT_MIN_ITEMS
 
 
+def build_threads() -> int:
+    """Threads a graph build or fold uses: ``$VIBES_INDEX_THREADS``, else every core.
+
+    One thread builds the same graph from the same items every time (usearch inserts in
+    order); several build a slightly different one on each run."""
+    value = os.environ.get("VIBES_INDEX_THREADS", "").strip()
+    if not value:
+        return os.cpu_count() or 1
+    if not value.isdigit() or int(value) < 1:
+        raise VibesError(f"$VIBES_INDEX_THREADS must be a whole number from 1 up, not {value!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Overlay:
     """The changes since an index file was saved, replaced whole on refresh, so that a
@@ -729,7 +742,7 @@ class IndexManager:
                 prepared,
                 target.distance,
                 params,
-                threads=os.cpu_count() or 1,
+                threads=build_threads(),
                 progress=self.progress,
                 quantizer=Quantizer.fit(prepared, target.distance, params.quantize),
             )
@@ -809,7 +822,7 @@ class IndexManager:
         )
         full.remove(np.fromiter(overlay.tombstones, dtype=np.uint64))
         if overlay.delta is not None and overlay.delta_keys is not None:
-            full.add(overlay.delta_keys, overlay.delta.matrix, threads=os.cpu_count() or 1)
+            full.add(overlay.delta_keys, overlay.delta.matrix, threads=build_threads())
         params = HNSWParams.from_json(live.state.params, target.distance)
         return self._save(target, full, overlay.seq, params, live.state)
 
