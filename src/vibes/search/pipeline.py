@@ -320,7 +320,7 @@ class Searcher:
             if (
                 request.condition
                 and request.candidates is None
-                and not getattr(retriever, "filters_in_database", False)
+                and not retriever.filters_in_database
             ):
                 request.candidates = self.store.matching(request.target.id, request.condition)
                 if not request.candidates:

@@ -48,6 +48,9 @@ class Retriever(Protocol):
     """Something that ranks a collection's items for query vectors."""
 
     name: str
+    #: True when it takes a search's filter itself (``Retrieval.condition``); otherwise
+    #: the pipeline lists the items the filter lets through first (``candidates``).
+    filters_in_database: bool
 
     def retrieve(self, request: Retrieval) -> list[Ranking] | None: ...
 
@@ -116,6 +119,7 @@ class ExactRetriever:
     """Scores every vector (or every candidate) with one matrix product: always answers."""
 
     name = "exact"
+    filters_in_database = False
 
     def __init__(self, matrices: MatrixCache) -> None:
         self.matrices = matrices

@@ -704,13 +704,23 @@ class SQLiteStore(Store):
         return int(row[0]) if row else 0
 
     def _select_in(
-        self, sql: str, values: Sequence[Any], *leading: Any, conn: sqlite3.Connection | None = None
+        self,
+        sql: str,
+        values: Sequence[Any],
+        *leading: Any,
+        trailing: Sequence[Any] = (),
+        conn: sqlite3.Connection | None = None,
     ) -> Iterator[tuple[Any, ...]]:
         """Rows of ``sql`` (whose ``{marks}`` is where the IN list goes) for every value,
-        in parts small enough for SQLite's limit on parameters."""
+        in parts small enough for SQLite's limit on parameters; ``leading`` parameters
+        come before the list, ``trailing`` ones after it."""
         conn = conn or self.conn
-        for part in _parts(list(values)):
-            yield from conn.execute(sql.format(marks=",".join("?" * len(part))), (*leading, *part))
+        # Replaced, not formatted: a raw --where condition in the SQL may hold braces.
+        head, _, tail = sql.partition("{marks}")  # the first: a condition follows it
+        size = max(_MAX_PARAMS - len(leading) - len(trailing), 100)
+        for part in _parts(list(values), size):
+            statement = head + ",".join("?" * len(part)) + tail
+            yield from conn.execute(statement, (*leading, *part, *trailing))
 
     # -- collections -------------------------------------------------------------------------
 
@@ -999,19 +1009,14 @@ class SQLiteStore(Store):
         # The condition is written for embeddings' columns: inside EXISTS, its names
         # resolve to that table. The unary + keeps SQLite on the keys (see
         # vectors_for_keys).
-        # (Concatenated, not formatted: a raw condition may hold braces.)
-        rest = (
-            ") AND +k.collection_id = ? AND EXISTS (SELECT 1 FROM embeddings WHERE "
+        sql = (
+            "SELECT k.key, k.item_id FROM vibes_keys k WHERE k.key IN ({marks}) "
+            "AND +k.collection_id = ? AND EXISTS (SELECT 1 FROM embeddings WHERE "
             "embeddings.collection_id = k.collection_id AND embeddings.id = k.item_id "
             "AND (" + where + "))"
         )
-        rows: list[tuple[int, str]] = []
-        for part in _parts([int(key) for key in keys], max(_MAX_PARAMS - len(params), 100)):
-            sql = "SELECT k.key, k.item_id FROM vibes_keys k WHERE k.key IN ("
-            sql += ",".join("?" * len(part)) + rest
-            found = self.conn.execute(sql, (*part, collection_id, *params))
-            rows.extend((int(key), item_id) for key, item_id in found)
-        return rows
+        found = self._select_in(sql, [int(key) for key in keys], trailing=(collection_id, *params))
+        return [(int(key), item_id) for key, item_id in found]
 
     @staticmethod
     def _matching_query(collection_id: int, condition: Filter) -> tuple[str, list[Any]]:
