@@ -213,6 +213,14 @@ def test_build_threads_are_set_by_the_environment(indexed, invoke, db_path, monk
     # The index that was there is kept, and still answers.
     assert collection.index_status()["usable"]
     assert ann_ids(collection, vectors[1], 5)[0] == "v0001"
+    # A write whose index upkeep meets the bad setting keeps its rows and says why the
+    # index was not updated.
+    monkeypatch.setattr(manager, "COMPACT_MIN_CHANGES", 1)
+    monkeypatch.setattr(manager, "COMPACT_FRACTION", 0.0)
+    with pytest.warns(manager.IndexWarning, match=r"\$VIBES_INDEX_THREADS must be a whole number"):
+        collection.embed_multi(items(clustered(5, seed=3), start=2000))
+    assert collection.count() == 405
+    assert ann_ids(collection, clustered(5, seed=3)[0], 1) == ["v2000"]
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "missing", "truncated"])

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import ItemNotFoundError, UnknownModelError, VibesError
+from .errors import ItemNotFoundError, SettingsError, UnknownModelError, VibesError
 from .filters import Filter, build_filter
 from .index.fulltext import FullText
 from .index.hnsw import HNSWParams
@@ -230,7 +230,7 @@ class Collection:
 
         try:
             self.database.indexes.maintain(self.record)
-        except (OSError, RuntimeError, ValueError) as error:
+        except (OSError, RuntimeError, ValueError, SettingsError) as error:
             self._not_updated(
                 notes,
                 f"The index of collection {self.name!r} was not updated ({error}); "

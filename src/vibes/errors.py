@@ -48,7 +48,8 @@ class FilterError(VibesError):
 
 
 class SettingsError(VibesError):
-    """The settings file cannot be read, or an entry in it has the wrong shape."""
+    """The settings file cannot be read, an entry in it has the wrong shape, or an
+    environment variable holds a value vibes cannot use."""
 
 
 class UnknownLLMError(VibesError):

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import VibesError
+from ..errors import SettingsError, VibesError
 from ..store.base import Candidates, CollectionRecord, IndexState, Store, VectorMatrix
 from .hnsw import HNSWParams
 from .quantize import RESCORE_MARGIN, Quantizer
@@ -118,7 +118,7 @@ def build_threads() -> int:
     if not value:
         return os.cpu_count() or 1
     if not value.isdigit() or int(value) < 1:
-        raise VibesError(f"$VIBES_INDEX_THREADS must be a whole number from 1 up, not {value!r}")
+        raise SettingsError(f"$VIBES_INDEX_THREADS must be a whole number from 1 up, not {value!r}")
     return int(value)
 
 
