@@ -281,6 +281,25 @@ def test_int8_queries_fill_the_range_and_their_products_keep_the_float32_scale(d
     assert np.abs(estimates - truth).max() < 0.05 * spread
 
 
+@pytest.mark.parametrize("dtype", ["f16", "i8"])
+def test_a_search_s_few_rows_are_encoded_as_a_build_s_many(dtype, monkeypatch):
+    from vibes.index import quantize
+
+    rng = np.random.default_rng(4)
+    rows = (rng.normal(size=(40, 32)) * rng.uniform(0.01, 4, 32)).astype(np.float32)
+    quantizer = quantize.Quantizer.fit(rows, "cosine", dtype)
+    rows[3, 5], rows[4, 6], rows[5, 7], rows[6, 8] = np.nan, np.inf, -np.inf, 1e30
+    few = quantizer.encode(rows)  # one block: encoded at once
+    monkeypatch.setattr(quantize, "BLOCK", 7)  # many blocks, as a large build has
+    many = quantizer.encode(rows)
+    assert few.dtype == many.dtype == {"f16": np.float16, "i8": np.int8}[dtype]
+    assert np.array_equal(few, many)
+    # NaN becomes 0 and infinities the type's largest value, with their sign.
+    largest = 127 if dtype == "i8" else np.finfo(np.float16).max
+    assert few[3, 5] == 0 and few[4, 6] == largest and few[5, 7] == -largest
+    assert few[6, 8] == largest and np.isfinite(few.astype(np.float32)).all()
+
+
 def test_vectors_with_nan_written_by_another_tool_do_not_break_the_scales(
     db_path, test_plugin, small_threshold
 ):

@@ -156,17 +156,33 @@ class Quantizer:
 
         if self.dtype == "f32" and prepare is None:
             return np.asarray(vectors, dtype=np.float32)
+        if prepare is None and len(vectors) <= BLOCK:
+            # One block (a search re-scoring its hits): no second array to copy it into.
+            return self._encode_block(np.asarray(vectors, dtype=np.float32))
         kind = {"f32": np.float32, "f16": np.float16, "i8": np.int8}[self.dtype]
         encoded = np.empty(vectors.shape, dtype=kind)
-        scales = self._scales() if self.dtype == "i8" else None
         for start, block in zip(range(0, len(vectors), BLOCK), _blocks(vectors, prepare)):
-            block = np.asarray(block, dtype=np.float32)
-            if scales is None:
-                encoded[start : start + BLOCK] = np.nan_to_num(block.astype(kind))
-            else:
-                scaled = np.rint(np.nan_to_num(block * scales))
-                encoded[start : start + BLOCK] = np.clip(scaled, -self.peak, self.peak)
+            encoded[start : start + BLOCK] = self._encode_block(np.asarray(block, np.float32))
         return encoded
+
+    def _encode_block(self, block: np.ndarray) -> np.ndarray:
+        """float32 rows in this quantizer's type (NaN as 0, infinities as the largest
+        value), working in place on temporaries: every search re-scoring a compact
+        graph's hits comes here."""
+        import numpy as np
+
+        if self.dtype == "f16":
+            with np.errstate(over="ignore"):  # beyond float16's range: its largest value
+                return np.nan_to_num(block.astype(np.float16), copy=False)
+        if self.dtype == "f32":
+            return np.nan_to_num(block)
+        scaled = block * self._scales()
+        np.rint(scaled, out=scaled)
+        np.clip(scaled, -self.peak, self.peak, out=scaled)  # infinities too
+        missing = np.isnan(scaled)
+        if missing.any():
+            scaled[missing] = 0.0
+        return scaled.astype(np.int8)
 
     def encode_queries(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Prepared queries (m, d) in this quantizer's type, with each query's factor: a
