@@ -201,13 +201,24 @@ def test_garbage_in_the_graph_links_never_crashes_a_search(indexed, db_path):
     assert result.stdout.strip() == "10"
 
 
-def test_a_copied_file_with_a_new_time_but_the_same_bytes_is_trusted(indexed):
+def test_a_copied_file_with_a_new_time_but_the_same_bytes_is_trusted(indexed, db_path, monkeypatch):
+    from vibes.index import seal
+
     collection, vectors = indexed
     file = index_file(collection)
+    sealed = file.stat().st_mtime_ns
     file.write_bytes(file.read_bytes())  # same bytes, new modification time (like `cp`)
+    assert file.stat().st_mtime_ns != sealed
+    read_in_full: list[Path] = []
+    crc32 = seal._crc32
+    monkeypatch.setattr(seal, "_crc32", lambda path: read_in_full.append(path) or crc32(path))
     results = collection.search(vectors[5], 5)
     assert results.warnings == []
     assert collection.index_state().kind == "hnsw"
+    # Read once, and given its sealed time back: a new process opens it with one stat.
+    assert read_in_full == [file] and file.stat().st_mtime_ns == sealed
+    again = vibes.Database(db_path).collection("c")
+    assert again.search(vectors[5], 5).warnings == [] and read_in_full == [file]
 
 
 def test_status_notices_a_graph_whose_links_lead_astray(indexed, monkeypatch):

@@ -5,7 +5,9 @@ return nonsense (which re-scoring catches) or crash the process on a broken link
 nothing after the fact can catch). So when an index file is saved, its size, modification
 time and CRC-32 are recorded with it. Opening it compares the size and time (one stat); a
 file whose time changed (copied, touched, or written into) is read once in full to check
-its CRC before the library sees it. Reading is streamed, so memory stays flat.
+its CRC before the library sees it. Reading is streamed, so memory stays flat. A file
+whose bytes pass is given its sealed time back, so that the full read happens once after
+a copy (``cp -r``, rsync without ``-t``), not on every open.
 """
 
 from __future__ import annotations
@@ -48,4 +50,10 @@ def check_seal(path: Path, seal: str | None) -> str | None:
         return None
     if _crc32(path) != crc:
         return "file was changed since it was saved (its checksum differs)"
+    try:
+        # The bytes are the sealed ones: the sealed time says so again, for the next open.
+        # (Files are never written in place: a new one has a new name and seal.)
+        os.utime(path, ns=(status.st_atime_ns, mtime))
+    except OSError:
+        pass  # not ours to change (a read-only copy): checked in full on every open
     return None
