@@ -86,6 +86,10 @@ Controls (attributes; set them before the request):
   gets 400 ``{"error": {"message": "This model's maximum context length is N tokens. However,
   your messages resulted in M tokens. Please reduce the length of the messages.", "type":
   "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}``.
+- ``reasoning``: model names that refuse ``max_tokens`` as OpenAI's reasoning models do
+  (o1, o3, gpt-5): 400 ``{"error": {"message": "Unsupported parameter: 'max_tokens' is not
+  supported with this model. Use 'max_completion_tokens' instead.", "type":
+  "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}``.
 - ``delay``: seconds to wait before answering (before the status line).
 - ``slow``: seconds to wait before each streamed chunk.
 - ``cut``: when set to k, a streamed answer's connection is closed (abruptly, mid chunked
@@ -210,6 +214,7 @@ class FakeChat:
         self.models: set[str] | None = {"fake-chat"} if models is None else models
         self.piece_size = piece_size
         self.context_length: int | None = None
+        self.reasoning: set[str] = set()
         self.delay = 0.0
         self.slow = 0.0
         self.cut: int | None = None
@@ -294,6 +299,17 @@ class FakeChat:
                         }
                     }
                     return self._send(404, json.dumps(error).encode())
+                if model in server.reasoning and "max_tokens" in body:
+                    error = {
+                        "error": {
+                            "message": "Unsupported parameter: 'max_tokens' is not supported "
+                            "with this model. Use 'max_completion_tokens' instead.",
+                            "type": "invalid_request_error",
+                            "param": "max_tokens",
+                            "code": "unsupported_parameter",
+                        }
+                    }
+                    return self._send(400, json.dumps(error).encode())
                 messages = body["messages"]
                 prompt_tokens = count_words(messages)
                 limit = body.get("max_tokens", body.get("max_completion_tokens"))

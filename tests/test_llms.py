@@ -122,6 +122,39 @@ def test_complete_asks_without_streaming(chat, model):
     assert model.last_finish_reason == "length" and chat.requests[2]["body"]["stream"]
 
 
+def test_a_reasoning_model_gets_its_limit_as_max_completion_tokens(chat, model):
+    # OpenAI's reasoning models refuse max_tokens (400) and name the field they take.
+    chat.reasoning = {"fake-chat"}
+    assert model.complete(MESSAGES, max_tokens=2) == "Answer f"
+    refused, asked = (request["body"] for request in chat.requests)
+    assert refused["max_tokens"] == 2 and "max_completion_tokens" not in refused
+    assert asked["max_completion_tokens"] == 2 and "max_tokens" not in asked
+    # Streamed too, and asked that way at once from then on.
+    assert "".join(model.stream(MESSAGES, max_tokens=3)) == "Answer from "
+    assert model.last_finish_reason == "length"
+    assert len(chat.requests) == 3 and chat.requests[2]["body"]["max_completion_tokens"] == 3
+    # A fresh handle learns it from the stream's refusal, before anything was streamed.
+    fresh = connect(chat)
+    assert "".join(fresh.stream(MESSAGES, max_tokens=1)) == "Answ"
+    assert [("max_tokens" in r["body"]) for r in chat.requests[3:]] == [True, False]
+    # Other 400s are not asked again.
+    chat.reasoning = set()
+    chat.context_length = 10
+    with pytest.raises(APIError, match="maximum context length") as error:
+        connect(chat).complete(MESSAGES, max_tokens=2)
+    assert error.value.status == 400 and len(chat.requests) == 6
+
+
+def test_openai_itself_is_asked_with_max_completion_tokens(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    openai = OpenAIChatModel("gpt-4.1-mini")
+    payload = openai._payload(MESSAGES, 100, None)
+    assert payload["max_completion_tokens"] == 100 and "max_tokens" not in payload
+    # A compatible server elsewhere (Ollama, llama.cpp, vLLM) gets max_tokens.
+    local = OpenAIChatModel("llama", url="http://localhost:11434/v1", needs_key=False)
+    assert local._payload(MESSAGES, 100, None)["max_tokens"] == 100
+
+
 def test_429_is_retried_after_the_time_retry_after_asks(chat, model):
     chat.fail(429, b'{"error": {"message": "Rate limit reached"}}', Retry_After="0.5")
     start = time.monotonic()

@@ -6,12 +6,18 @@ answers and dropped connections are retried with backoff (honouring Retry-After)
 answer starts; 401, 404 and 400 are one-line errors that never show the key. Answers are
 streamed as server-sent events; a stream that stops before the server said it was done
 is an error saying the answer was cut off.
+
+The answer's length limit goes as ``max_completion_tokens`` to OpenAI's own API (where
+``max_tokens`` is deprecated, and refused by its reasoning models: o1, o3, gpt-5) and as
+``max_tokens`` elsewhere (what compatible servers know); a server that refuses
+``max_tokens`` and asks for the other is asked again that way, and from then on.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,6 +74,8 @@ class OpenAIChatModel(ChatModel):
         self.key_override: str | None = None
         self.last_usage: Usage | None = None
         self.last_finish_reason: str | None = None
+        #: The name the server takes the answer's length limit by (None: not known yet).
+        self._limit_field: str | None = None
 
     @property
     def url(self) -> str:
@@ -96,10 +104,43 @@ class OpenAIChatModel(ChatModel):
             "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
         }
         if max_tokens is not None:
-            payload["max_tokens"] = max_tokens
+            payload[self._limit_name()] = max_tokens
         if temperature is not None:
             payload["temperature"] = temperature
         return payload
+
+    def _limit_name(self) -> str:
+        if self._limit_field is None:
+            host = urllib.parse.urlsplit(self.url).hostname
+            return "max_completion_tokens" if host == "api.openai.com" else "max_tokens"
+        return self._limit_field
+
+    def _renamed_limit(self, payload: dict[str, Any], error: APIError) -> bool:
+        """Whether the server refused ``max_tokens`` and asked for
+        ``max_completion_tokens`` instead: then ``payload`` asks that way, as will every
+        later request to this model."""
+        if error.status != 400 or "max_tokens" not in payload:
+            return False
+        if "max_completion_tokens" not in str(error):
+            return False
+        self._limit_field = "max_completion_tokens"
+        payload["max_completion_tokens"] = payload.pop("max_tokens")
+        return True
+
+    def _events(self, payload: dict[str, Any], options: dict[str, Any]) -> Iterator[str]:
+        """The answer's server-sent events, asked again once if the server wants the
+        limit renamed (a refusal comes before anything streams)."""
+        events = post_stream(self.endpoint, payload, **options)
+        try:
+            first = next(events, None)
+        except APIError as error:
+            if not self._renamed_limit(payload, error):
+                raise
+            events = post_stream(self.endpoint, payload, **options)
+            first = next(events, None)
+        if first is not None:
+            yield first
+            yield from events
 
     def _options(self, key: str | None) -> dict[str, Any]:
         return {
@@ -129,7 +170,7 @@ class OpenAIChatModel(ChatModel):
         payload["stream_options"] = {"include_usage": True}
         key = self._key()
         finished = done = False
-        for data in post_stream(self.endpoint, payload, **self._options(key)):
+        for data in self._events(payload, self._options(key)):
             if data.strip() == "[DONE]":
                 done = True
                 break
@@ -181,9 +222,17 @@ class OpenAIChatModel(ChatModel):
         self.last_finish_reason = None
         payload = self._payload(messages, max_tokens, temperature)
         key = self._key()
-        text, usage, finish = post_json(
-            self.endpoint, payload, parse=_parse_completion, **self._options(key)
-        )
+        options = self._options(key)
+        try:
+            text, usage, finish = post_json(
+                self.endpoint, payload, parse=_parse_completion, **options
+            )
+        except APIError as error:
+            if not self._renamed_limit(payload, error):
+                raise
+            text, usage, finish = post_json(
+                self.endpoint, payload, parse=_parse_completion, **options
+            )
         self.last_usage, self.last_finish_reason = usage, finish
         return text
 
