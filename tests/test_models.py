@@ -9,6 +9,9 @@ import json
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -320,6 +323,36 @@ def test_builtin_openai_models_need_a_key_and_honour_the_base_url(
     assert fake_openai.requests[-1]["body"]["model"] == "text-embedding-3-small"
     assert invoke(["keys", "remove", "openai"]).exit_code == 0
     assert invoke(["keys", "remove", "openai"]).exit_code == 1
+
+
+def test_a_key_saved_by_llm_is_used_when_vibes_has_none(fake_openai, invoke, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.url)
+    # The real llm saves it, in its own file ($LLM_USER_PATH, set for every test).
+    llm = str(Path(sys.executable).parent / "llm")
+    subprocess.run(
+        [llm, "keys", "set", "openai", "--value", fake_openai.key],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+    )
+    ok = invoke(["embed", "-c", "hello", "-m", "3-small"])
+    assert ok.exit_code == 0, ok.output
+    assert fake_openai.requests[-1]["auth"] == f"Bearer {fake_openai.key}"
+    assert invoke(["keys"]).output.split() == []  # vibes' own file holds none, nor is written
+    # vibes' own saved key, and the environment, come first.
+    invoke(["keys", "set", "openai"], input="sk-vibes-own\n")
+    assert invoke(["embed", "-c", "hello", "-m", "3-small"]).exit_code == 1
+    assert fake_openai.requests[-1]["auth"] == "Bearer sk-vibes-own"
+    invoke(["keys", "remove", "openai"])
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    invoke(["embed", "-c", "hello", "-m", "3-small"])
+    assert fake_openai.requests[-1]["auth"] == "Bearer sk-from-env"
+    # llm's file unreadable: as if it held no key.
+    monkeypatch.delenv("OPENAI_API_KEY")
+    (Path(os.environ["LLM_USER_PATH"]) / "keys.json").write_text("{not json")
+    missing = invoke(["embed", "-c", "hello", "-m", "3-small"])
+    assert missing.exit_code == 1 and "needs an API key" in missing.output
 
 
 def api_model(server, **options) -> OpenAICompatibleModel:

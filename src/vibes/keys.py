@@ -1,5 +1,7 @@
 """API keys: from an environment variable, else saved by ``vibes keys set`` in a file only
-the user can read. Keys never go into the database, the output, or an error message."""
+the user can read, else saved by ``llm keys set`` (read, never written: a shell set up
+for llm needs no second copy). Keys never go into the database, the output, or an error
+message."""
 
 from __future__ import annotations
 
@@ -72,11 +74,38 @@ def key_names() -> list[str]:
     return sorted(_load())
 
 
+def llm_keys_path() -> Path:
+    """Where ``llm keys set`` saves keys: ``$LLM_USER_PATH/keys.json``, else llm's
+    directory in the user's configuration."""
+    import click
+
+    explicit = os.environ.get("LLM_USER_PATH")
+    base = Path(explicit) if explicit else Path(click.get_app_dir("io.datasette.llm"))
+    return base / KEYS_FILENAME
+
+
+def _llm_keys() -> dict[str, str]:
+    """The keys llm saved; none when its file is missing or unreadable (it is llm's file:
+    its problems are llm's to report)."""
+    try:
+        data = json.loads(llm_keys_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    # llm's file starts with a "// Note" entry that is not a key.
+    return {k: v for k, v in data.items() if isinstance(v, str) and not k.startswith("//")}
+
+
 def get_key(name: str | None, env_var: str | None = None) -> str | None:
-    """The key from ``$env_var`` when set, else the saved key ``name``."""
+    """The key from ``$env_var`` when set, else the key ``name`` saved by ``vibes keys
+    set``, else the one saved by ``llm keys set``."""
     if env_var and os.environ.get(env_var):
         return os.environ[env_var]
-    return _load().get(name) if name else None
+    if not name:
+        return None
+    saved = _load().get(name)
+    return saved if saved is not None else _llm_keys().get(name)
 
 
 def require_key(
