@@ -3,6 +3,7 @@ that misbehaves on purpose (HTTP errors, silence, loops)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import sqlite3
@@ -188,6 +189,8 @@ class Misbehaving(BaseHTTPRequestHandler):
     """Pages of five rows at /pages/N.json (N = 1..3); page 3 fails while ``broken``."""
 
     broken = True
+    #: (path, Authorization header or None) of each request under /private/ and /open/.
+    authorizations: list[tuple[str, str | None]] = []
 
     def log_message(self, *args):  # keep test output quiet
         pass
@@ -203,6 +206,8 @@ class Misbehaving(BaseHTTPRequestHandler):
 
     def do_GET(self):
         base = f"http://127.0.0.1:{self.server.server_port}"
+        if self.path.startswith(("/private/", "/open/")):
+            return self.private()
         if self.path.startswith("/pages/"):
             number = int(self.path.split("/")[-1].split(".")[0])
             if number == 3 and Misbehaving.broken:
@@ -226,6 +231,33 @@ class Misbehaving(BaseHTTPRequestHandler):
         if self.path == "/nan.jsonl":
             return self.send(200, b'{"id": "a", "t": "x", "n": NaN}\n', "application/json")
         return self.send(404, b"<h1>not here</h1>", "text/html")
+
+    def private(self):
+        """/private/basic/N.json wants ann's password (which holds a ':'), /private/token.json
+        a bearer token and an X-Team header; page 2 of the first links to the same server
+        under another name (localhost), at /open/, which wants nothing and says what it
+        got. /private/moved redirects to /private/token.json."""
+        auth = self.headers.get("Authorization")
+        Misbehaving.authorizations.append((self.path, auth))
+        port = self.server.server_port
+        password = base64.b64encode(b"ann:s3:cret").decode()
+        if self.path.startswith("/private/basic/"):
+            if auth != f"Basic {password}":
+                return self.send(401, b'{"error": "Log in first"}', "application/json")
+            number = int(self.path.split("/")[-1].split(".")[0])
+            rows = [{"id": f"b{number}-{n}", "text": f"private row {n}"} for n in range(3)]
+            following = {1: "2.json", 2: f"http://localhost:{port}/open/3.json"}.get(number)
+            body = json.dumps({"rows": rows, "next_url": following}).encode()
+            return self.send(200, body, "application/json")
+        if self.path == "/private/token.json":
+            if auth != "Bearer dstok_t0ken" or self.headers.get("X-Team") != "blue":
+                return self.send(403, b'{"error": "Permission denied"}', "application/json")
+            body = b'[{"id": "t1", "text": "for token holders"}]'
+            return self.send(200, body, "application/json")
+        if self.path == "/private/moved":
+            return self.send(302, b"", "text/plain", [("Location", "/private/token.json")])
+        rows = [{"id": "o3-0", "text": "an open page"}]
+        return self.send(200, json.dumps({"rows": rows}).encode(), "application/json")
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -288,6 +320,56 @@ def test_network_and_content_errors_are_one_line(
         ["embed-multi", "c", f"{misbehaving}/lines", "--encoding", "nope", "-d", db_path]
     )
     one_line_error(result, "/lines: unknown encoding 'nope'")
+
+
+def test_a_password_in_the_url_goes_to_its_server_alone_and_is_never_shown(
+    invoke, misbehaving, db_path, test_plugin
+):
+    Misbehaving.authorizations = []
+    where = misbehaving.replace("http://", "")
+    private = f"{misbehaving}/private/basic/1.json"
+    refused = invoke(["embed-multi", "c", private, "-m", "hash", "-d", db_path])
+    one_line_error(refused, "/private/basic/1.json: HTTP 401 Unauthorized: Log in first")
+    wrong = f"http://ann:wr0ng-pw@{where}/private/basic/1.json"
+    refused = invoke(["embed-multi", "c", wrong, "-m", "hash", "-d", db_path])
+    one_line_error(refused, f"http://{where}/private/basic/1.json: HTTP 401")
+    assert "wr0ng-pw" not in refused.output and "ann:" not in refused.output
+    right = f"http://ann:s3%3Acret@{where}/private/basic/1.json"  # ':' quoted in a password
+    result = invoke(["embed-multi", "c", right, "-m", "hash", "-d", db_path])
+    assert result.exit_code == 0, result.output
+    ids = sorted(item["id"] for item in vibes.Database(db_path).collection("c").items())
+    assert ids == [f"b{page}-{n}" for page in (1, 2) for n in range(3)] + ["o3-0"]
+    # Page 2 was on the same server (a relative link): it got the password. Page 3 was
+    # linked under another host name: a server of its own, as far as anyone can tell.
+    sent = dict(Misbehaving.authorizations[-3:])
+    assert sent["/private/basic/2.json"] == sent["/private/basic/1.json"] is not None
+    assert sent["/open/3.json"] is None
+
+
+def test_headers_go_with_each_request_and_never_after_a_redirect(
+    invoke, misbehaving, db_path, test_plugin, tmp_path
+):
+    Misbehaving.authorizations = []
+    url = f"{misbehaving}/private/token.json"
+    token = ["--header", "Authorization: Bearer dstok_t0ken", "--header", "X-Team:blue"]
+    base = ["embed-multi", "c", url, "-m", "hash", "-d", db_path]
+    one_line_error(invoke(base), "/private/token.json: HTTP 403 Forbidden: Permission denied")
+    result = invoke([*base, *token])
+    assert result.exit_code == 0, result.output
+    assert [item["id"] for item in vibes.Database(db_path).collection("c").items()] == ["t1"]
+    # A redirect could lead anywhere: the token stays behind (as curl's does).
+    moved = invoke(["embed-multi", "c", f"{misbehaving}/private/moved", *token, "-d", db_path])
+    one_line_error(moved, "HTTP 403")
+    assert Misbehaving.authorizations[-1] == ("/private/token.json", None)
+    # A header that is not one is a usage error that never shows what was given.
+    for bad in ("Authorization Bearer dstok_t0ken", ": dstok_t0ken", "Bad Name: dstok_t0ken"):
+        wrong = invoke([*base, "--header", bad])
+        assert wrong.exit_code == 2 and "A header is 'Name: value'" in wrong.output
+        assert "dstok_t0ken" not in wrong.output
+    items = tmp_path / "items.csv"
+    items.write_text("id,text\n1,hello\n")
+    not_a_url = invoke(["embed-multi", "c", str(items), *token, "-d", db_path])
+    assert not_a_url.exit_code == 2 and "--header works with a URL input only" in not_a_url.output
 
 
 def test_url_options_that_apply_to_files_only_are_usage_errors(invoke, db_path):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import VibesError
+from ..errors import InputError, VibesError
 from . import Interrupted, cli
 from .options import (
     apply_key,
@@ -141,6 +141,13 @@ def embed(
     help="Input format (default: from the extension, else detected)",
 )
 @click.option(
+    "headers",
+    "--header",
+    multiple=True,
+    help="With a URL: an HTTP header for its server, 'Name: value' (a token: "
+    "'Authorization: Bearer ...'); repeatable",
+)
+@click.option(
     "--files",
     type=(click.Path(file_okay=False), str),
     multiple=True,
@@ -225,6 +232,7 @@ def embed_multi(
     collection: str,
     input_path: str | None,
     format_: str | None,
+    headers: tuple[str, ...],
     files: tuple[tuple[str, str], ...],
     hidden: bool,
     no_ignore: bool,
@@ -271,6 +279,7 @@ def embed_multi(
       vibes embed-multi docs --files docs '**/*.md' --store
       vibes embed-multi posts --sql 'select id, title, body from posts' -d blog.db
       vibes embed-multi posts 'https://example.com/blog/posts.json?_shape=objects'
+      vibes embed-multi posts "$URL" --header "Authorization: Bearer $DATASETTE_TOKEN"
       vibes embed-multi docs --files . '**/*.md' --chunk markdown --store --prune
       vibes embed-multi docs --files . '**/*.md' --prune --dry-run
       vibes embed-multi docs --files . '**/*.txt' --chunk tokens --chunk-option size=200
@@ -282,6 +291,7 @@ def embed_multi(
         count_files,
         files_source,
         is_url,
+        parse_header,
         read_files,
         read_rows,
         read_sql,
@@ -296,6 +306,12 @@ def embed_multi(
         raise click.UsageError("Give exactly one of: an input file (or -), --sql, or --files")
     if binary and not files:
         raise click.UsageError("--binary works with --files only")
+    if headers and not (input_path is not None and is_url(input_path)):
+        raise click.UsageError("--header works with a URL input only")
+    try:
+        sent = dict(parse_header(header) for header in headers)
+    except InputError as error:
+        raise click.UsageError(str(error)) from None
     if binary and encodings:
         raise click.UsageError("--binary cannot be used with --encoding")
     if format_ and not input_path:
@@ -354,7 +370,8 @@ def embed_multi(
         if sql:
             rows, total = read_sql(db.store, sql, attach)
         elif input_path is not None and is_url(input_path):
-            rows = url_rows = read_url(input_path, format_, encodings[0] if encodings else None)
+            encoding = encodings[0] if encodings else None
+            rows = url_rows = read_url(input_path, format_, encoding, headers=sent)
         else:
             assert input_path is not None  # the one source given
             stream, name = open_input(input_path)

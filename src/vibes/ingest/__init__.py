@@ -3,7 +3,7 @@
 from .files import check_pattern, count_files, files_source, read_files, walk
 from .rows import FORMATS, ColumnSpec, detect_format, read_rows, rows_to_items
 from .sql import read_sql
-from .url import UrlRows, is_url, read_url
+from .url import UrlRows, is_url, parse_header, read_url
 
 __all__ = [
     "FORMATS",
@@ -14,6 +14,7 @@ __all__ = [
     "detect_format",
     "files_source",
     "is_url",
+    "parse_header",
     "read_files",
     "read_rows",
     "read_sql",

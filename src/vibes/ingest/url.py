@@ -14,6 +14,12 @@ content type for CSV/TSV/JSON lines, else the first bytes:
 - JSON lines (``?_shape=array&_nl=on``, any ``.jsonl``);
 - CSV or TSV (``.csv``, ``text/csv``, or ``--format csv``).
 
+A private server: ``user:password@`` in the URL becomes HTTP basic authentication, and
+``headers`` (``--header``: a Datasette token, an API key) go with each request. Both go
+only to the first URL's scheme, host and port, and never after a redirect (as curl does),
+so a page that links elsewhere does not receive them; the password never appears in a
+message.
+
 ``urllib`` is imported when a URL is read, not when vibes starts.
 """
 
@@ -22,7 +28,7 @@ from __future__ import annotations
 import codecs
 import io
 import json
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from .. import jsontext
@@ -43,6 +49,10 @@ _CONTENT_TYPES = {
     "application/json-seq": "nl",
 }
 _PEEK = 65536
+#: What a header's name may hold (RFC 9110's token).
+_TOKEN_CHARACTERS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
 
 
 def is_url(text: str) -> bool:
@@ -64,10 +74,16 @@ class UrlRows:
         encoding: str | None = None,
         *,
         timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         if format is not None and format not in FORMATS:
             raise InputError(f"Unknown format {format!r}: use one of {', '.join(FORMATS)}")
-        self.url = url
+        # Messages name the URL without its credentials.
+        self.url, basic = _without_credentials(url)
+        self._origin = _origin(self.url)
+        self._headers = dict(headers or {})
+        if basic is not None and not any(k.lower() == "authorization" for k in self._headers):
+            self._headers["Authorization"] = basic
         self.format = format
         self.encoding = encoding
         self.timeout = TIMEOUT if timeout is None else timeout
@@ -184,6 +200,10 @@ class UrlRows:
         import urllib.request
 
         request = urllib.request.Request(url, headers={"Accept": ACCEPT, "User-Agent": "vibes"})
+        if _origin(url) == self._origin:
+            for name, value in self._headers.items():
+                # Unredirected: urllib copies other headers to wherever a redirect leads.
+                request.add_unredirected_header(name, value)
         try:
             response = urllib.request.urlopen(request, timeout=self.timeout)
         except urllib.error.HTTPError as error:
@@ -208,10 +228,58 @@ def read_url(
     encoding: str | None = None,
     *,
     timeout: float | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> UrlRows:
     """The rows at ``url`` and the pages after it (see the module's documentation);
-    ``timeout`` (default ``TIMEOUT``) bounds the wait to connect and for each read."""
-    return UrlRows(url, format, encoding, timeout=timeout)
+    ``timeout`` (default ``TIMEOUT``) bounds the wait to connect and for each read;
+    ``headers`` go with each request to the URL's own server."""
+    return UrlRows(url, format, encoding, timeout=timeout, headers=headers)
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``"Name: value"`` as (name, value); InputError when it is not a header."""
+    name, colon, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    # Nothing given is shown back: a mistyped header may be mostly its secret.
+    if not colon:
+        raise InputError("A header is 'Name: value' (the one given has no ':')")
+    if not name or not set(name) <= _TOKEN_CHARACTERS:
+        raise InputError(
+            "A header is 'Name: value' (the name given is empty, or holds a space or "
+            "another character a header's name cannot)"
+        )
+    if "\n" in value or "\r" in value:
+        raise InputError(f"The value of header {name!r} holds a line break")
+    return name, value
+
+
+def _without_credentials(url: str) -> tuple[str, str | None]:
+    """The URL without a ``user:password@`` part, and the basic authentication header
+    those make (None without them)."""
+    import base64
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, None
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    pair = f"{unquote(user)}:{unquote(password)}".encode()
+    return urlunsplit(parts._replace(netloc=host)), "Basic " + base64.b64encode(pair).decode()
+
+
+def _origin(url: str) -> tuple[str, str]:
+    """The scheme and host (with port) a URL is served from, as compared."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ("", url)
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 class _Body(io.RawIOBase):
