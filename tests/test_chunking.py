@@ -516,6 +516,38 @@ def test_python_api_chunking_options_on_embed_multi(db_path, test_plugin):
     assert [m["id"] for m in collection.items()] == ["story#1", "story#2"]
 
 
+def test_a_document_repeated_empty_loses_the_chunks_of_its_earlier_copy(db_path, test_plugin):
+    collection = vibes.Database(db_path).collection("api", model="hash")
+    # The last copy wins, as for plain items: here one that gives no chunks, coming while
+    # the first copy's chunks still wait in the batch.
+    with pytest.warns(UserWarning, match="repeated an id"):
+        stats = collection.embed_multi(
+            [("doc", "One. Two. Three."), ("other", "Four."), ("doc", "   ")],
+            chunk="sentences",
+        )
+    assert [m["id"] for m in collection.items()] == ["other#1"]
+    assert (stats.empty_documents, stats.stale_chunks) == (1, 3)
+    # And again after that: chunks, no chunks, chunks; the last copy's are kept.
+    with pytest.warns(UserWarning, match="repeated an id"):
+        collection.embed_multi(
+            [("doc", "One. Two."), ("doc", " "), ("doc", "Five. Six. Seven.")],
+            chunk="sentences",
+            batch_size=2,
+            store=True,
+        )
+    assert [m["content"] for m in collection.items() if m["id"].startswith("doc")] == [
+        "Five.",
+        "Six.",
+        "Seven.",
+    ]
+    # The chunks' positions are those of the last copy.
+    assert [row[3:5] for row in chunk_rows(db_path) if row[1] == "doc"] == [
+        (0, 5),
+        (6, 10),
+        (11, 17),
+    ]
+
+
 def test_long_text_without_a_chunker_warns_how_much_was_cut(run, db_path, tmp_path, minilm):
     long_text = " ".join(f"token{i}" for i in range(400))
     data = tmp_path / "long.jsonl"

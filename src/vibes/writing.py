@@ -40,14 +40,23 @@ if TYPE_CHECKING:
 
 DEFAULT_BATCH_SIZE = 100
 
+#: Put in a stream of items, it ends the batch there (yielded even when empty): what was
+#: noted meanwhile (a document emptied) is then applied after it, before the next.
+FLUSH = Item("", "")
+
 
 def batches_of_distinct_ids(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
     """Lists of up to ``size`` items, a list ending early rather than holding one id twice:
     a repeated id is then written after the earlier item, replacing it, exactly as if it
-    came in a later batch, and every input item is counted once."""
+    came in a later batch, and every input item is counted once. :data:`FLUSH` ends a
+    list where it stands."""
     batch: list[Item] = []
     ids: set[str] = set()
     for item in items:
+        if item is FLUSH:
+            yield batch
+            batch, ids = [], set()
+            continue
         if item.id in ids:
             yield batch
             batch, ids = [], set()
@@ -130,6 +139,10 @@ class Writer:
         # yield no chunk, yet their source may need recording).
         self._sources: dict[str, str | None] = {}
         self._seen: set[str] = set()
+        # Documents whose chunks this run has cut (see _chunked), and those found empty
+        # after that, whose chunks are deleted once the batch before them is written.
+        self._cut: set[str] = set()
+        self._emptied: list[str] = []
 
     def _adopt_existing(self) -> None:
         """While the target is not created here, take the record another writer made."""
@@ -161,9 +174,11 @@ class Writer:
         if chunk is not None:
             stream = self._chunked(stream, chunk, chunk_options or {}, store, stats)
         for batch in batches_of_distinct_ids(stream, size):
-            self._write_batch(batch, store, stats)
-            if on_batch is not None:
-                on_batch(len(batch), stats)
+            if batch:
+                self._write_batch(batch, store, stats)
+                if on_batch is not None:
+                    on_batch(len(batch), stats)
+            self._delete_emptied(stats)
         self._flush_sources()
         if stats.duplicates:
             named = ", ".join(repr(i) for i in stats.duplicate_ids)
@@ -249,12 +264,15 @@ class Writer:
             chunks = chunker.chunk(document.content, settings, model)
             if not chunks:
                 stats.empty_documents += 1
-                if self.target.id != NOT_CREATED:
-                    with self.store.transaction() as tx:
-                        stats.stale_chunks += self.store.delete_documents(
-                            tx, self.target.id, [document.id]
-                        )
+                self._emptied.append(document.id)
+                if document.id in self._cut:
+                    # An earlier copy's chunks may wait in the batch: written first, then
+                    # deleted with the rest (the last copy wins, as for plain items).
+                    yield FLUSH
+                else:
+                    self._delete_emptied(stats)
                 continue
+            self._cut.add(document.id)
             record = DocumentRecord(
                 document.id, digest, name, settings_json, metadata, int(store), len(chunks)
             )
@@ -276,6 +294,13 @@ class Writer:
                     chunk=info,
                     source=document.source,
                 )
+
+    def _delete_emptied(self, stats: EmbedStats) -> None:
+        """Delete the chunks of the documents found empty since the last call."""
+        emptied, self._emptied = self._emptied, []
+        if emptied and self.target.id != NOT_CREATED:
+            with self.store.transaction() as tx:
+                stats.stale_chunks += self.store.delete_documents(tx, self.target.id, emptied)
 
     def _write_batch(self, batch: list[Item], store: bool, stats: EmbedStats) -> None:
         import numpy as np
