@@ -236,7 +236,8 @@ class Misbehaving(BaseHTTPRequestHandler):
         """/private/basic/N.json wants ann's password (which holds a ':'), /private/token.json
         a bearer token and an X-Team header; page 2 of the first links to the same server
         under another name (localhost), at /open/, which wants nothing and says what it
-        got. /private/moved redirects to /private/token.json."""
+        got. /private/moved redirects to /private/token.json, /private/away to the same
+        under the name localhost."""
         auth = self.headers.get("Authorization")
         Misbehaving.authorizations.append((self.path, auth))
         port = self.server.server_port
@@ -256,6 +257,9 @@ class Misbehaving(BaseHTTPRequestHandler):
             return self.send(200, body, "application/json")
         if self.path == "/private/moved":
             return self.send(302, b"", "text/plain", [("Location", "/private/token.json")])
+        if self.path == "/private/away":  # the same server under another name
+            away = f"http://localhost:{port}/private/token.json"
+            return self.send(302, b"", "text/plain", [("Location", away)])
         rows = [{"id": "o3-0", "text": "an open page"}]
         return self.send(200, json.dumps({"rows": rows}).encode(), "application/json")
 
@@ -334,6 +338,13 @@ def test_a_password_in_the_url_goes_to_its_server_alone_and_is_never_shown(
     refused = invoke(["embed-multi", "c", wrong, "-m", "hash", "-d", db_path])
     one_line_error(refused, f"http://{where}/private/basic/1.json: HTTP 401")
     assert "wr0ng-pw" not in refused.output and "ann:" not in refused.output
+    # A '/' or '#' in a password must be quoted: unquoted, it ends the host part early,
+    # and the URL is refused without being shown.
+    for unquoted in ("pa/ss-w0rd", "pa#ss-w0rd"):
+        broken = f"http://ann:{unquoted}@{where}/private/basic/1.json"
+        result = invoke(["embed-multi", "c", broken, "-m", "hash", "-d", db_path])
+        one_line_error(result, "The URL's host and port do not parse", "%2F")
+        assert "ss-w0rd" not in result.output
     right = f"http://ann:s3%3Acret@{where}/private/basic/1.json"  # ':' quoted in a password
     result = invoke(["embed-multi", "c", right, "-m", "hash", "-d", db_path])
     assert result.exit_code == 0, result.output
@@ -357,10 +368,17 @@ def test_headers_go_with_each_request_and_never_after_a_redirect(
     result = invoke([*base, *token])
     assert result.exit_code == 0, result.output
     assert [item["id"] for item in vibes.Database(db_path).collection("c").items()] == ["t1"]
-    # A redirect could lead anywhere: the token stays behind (as curl's does).
-    moved = invoke(["embed-multi", "c", f"{misbehaving}/private/moved", *token, "-d", db_path])
-    one_line_error(moved, "HTTP 403")
+    # A redirect on the same server keeps them; one to another host does not.
+    moved = invoke(["embed-multi", "m", f"{misbehaving}/private/moved", *token, "-d", db_path])
+    assert moved.exit_code == 0, moved.output
+    assert Misbehaving.authorizations[-1] == ("/private/token.json", "Bearer dstok_t0ken")
+    away = invoke(["embed-multi", "c", f"{misbehaving}/private/away", *token, "-d", db_path])
+    one_line_error(away, "HTTP 403")
     assert Misbehaving.authorizations[-1] == ("/private/token.json", None)
+    # Headers given through the API are checked too, without showing their values.
+    with pytest.raises(vibes.errors.InputError, match="'Authorization' holds a line break") as e:
+        read_url(url, headers={"Authorization": "Bearer dstok_t0ken\nX-Other: 1"})
+    assert "dstok_t0ken" not in str(e.value)
     # A header that is not one is a usage error that never shows what was given.
     for bad in ("Authorization Bearer dstok_t0ken", ": dstok_t0ken", "Bad Name: dstok_t0ken"):
         wrong = invoke([*base, "--header", bad])

@@ -16,9 +16,9 @@ content type for CSV/TSV/JSON lines, else the first bytes:
 
 A private server: ``user:password@`` in the URL becomes HTTP basic authentication, and
 ``headers`` (``--header``: a Datasette token, an API key) go with each request. Both go
-only to the first URL's scheme, host and port, and never after a redirect (as curl does),
-so a page that links elsewhere does not receive them; the password never appears in a
-message.
+only to the first URL's scheme, host and port, a redirect or a next page there included,
+so a page that links or redirects elsewhere does not receive them; the password never
+appears in a message.
 
 ``urllib`` is imported when a URL is read, not when vibes starts.
 """
@@ -28,7 +28,7 @@ from __future__ import annotations
 import codecs
 import io
 import json
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from .. import jsontext
@@ -82,6 +82,8 @@ class UrlRows:
         self.url, basic = _without_credentials(url)
         self._origin = _origin(self.url)
         self._headers = dict(headers or {})
+        for name, value in self._headers.items():
+            _check_header(name, value)
         if basic is not None and not any(k.lower() == "authorization" for k in self._headers):
             self._headers["Authorization"] = basic
         self.format = format
@@ -199,13 +201,11 @@ class UrlRows:
         import urllib.error
         import urllib.request
 
-        request = urllib.request.Request(url, headers={"Accept": ACCEPT, "User-Agent": "vibes"})
-        if _origin(url) == self._origin:
-            for name, value in self._headers.items():
-                # Unredirected: urllib copies other headers to wherever a redirect leads.
-                request.add_unredirected_header(name, value)
         try:
-            response = urllib.request.urlopen(request, timeout=self.timeout)
+            request = urllib.request.Request(url, headers={"Accept": ACCEPT, "User-Agent": "vibes"})
+            self._authorize(request)
+            opener = urllib.request.build_opener(_redirect_handler(self._authorize))
+            response = opener.open(request, timeout=self.timeout)
         except urllib.error.HTTPError as error:
             detail = _error_detail(error)
             error.close()
@@ -220,6 +220,14 @@ class UrlRows:
         except (OSError, http.client.HTTPException, ValueError) as error:
             raise InputError(f"Cannot read {url}: {error or type(error).__name__}") from None
         return cast("HTTPResponse", response)
+
+    def _authorize(self, request: Any) -> None:
+        """Give ``request`` the credentials and headers, if it goes to the first URL's
+        server. (Unredirected: urllib copies other headers wherever a redirect leads;
+        _Redirects gives them back to a redirect that stays on that server.)"""
+        if _origin(request.full_url) == self._origin:
+            for name, value in self._headers.items():
+                request.add_unredirected_header(name, value)
 
 
 def read_url(
@@ -239,36 +247,62 @@ def read_url(
 def parse_header(text: str) -> tuple[str, str]:
     """``"Name: value"`` as (name, value); InputError when it is not a header."""
     name, colon, value = text.partition(":")
-    name, value = name.strip(), value.strip()
     # Nothing given is shown back: a mistyped header may be mostly its secret.
     if not colon:
         raise InputError("A header is 'Name: value' (the one given has no ':')")
+    return _check_header(name.strip(), value.strip())
+
+
+def _check_header(name: str, value: str) -> tuple[str, str]:
+    """(name, value) when they make a header; else InputError, never showing the value."""
     if not name or not set(name) <= _TOKEN_CHARACTERS:
         raise InputError(
             "A header is 'Name: value' (the name given is empty, or holds a space or "
             "another character a header's name cannot)"
         )
-    if "\n" in value or "\r" in value:
+    if "\n" in value or "\r" in value or "\0" in value:
         raise InputError(f"The value of header {name!r} holds a line break")
     return name, value
 
 
 def _without_credentials(url: str) -> tuple[str, str | None]:
     """The URL without a ``user:password@`` part, and the basic authentication header
-    those make (None without them)."""
+    those make (None without them). A URL whose host part does not parse is refused
+    without being shown: a password holding a '/', '?' or '#' ends it early, and the
+    rest of the password would be in the message."""
     import base64
     from urllib.parse import unquote, urlsplit, urlunsplit
 
     try:
         parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a port that is not a number)
     except ValueError:
-        return url, None
+        raise InputError(
+            "The URL's host and port do not parse (in a user name or password, write "
+            "'/', '?', '#', '@' and '%' as %2F, %3F, %23, %40 and %25)"
+        ) from None
     userinfo, at, host = parts.netloc.rpartition("@")
     if not at:
         return url, None
     user, _, password = userinfo.partition(":")
     pair = f"{unquote(user)}:{unquote(password)}".encode()
     return urlunsplit(parts._replace(netloc=host)), "Basic " + base64.b64encode(pair).decode()
+
+
+def _redirect_handler(authorize: Callable[[Any], None]) -> Any:
+    """urllib's redirect handler, with each new request authorised again (``authorize``
+    gives it the credentials when it stays on the first URL's server). Made when a URL is
+    read: urllib is not imported when vibes starts."""
+    import urllib.request
+
+    class Redirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            new = super().redirect_request(req, fp, code, msg, headers, newurl)
+            if new is not None:
+                authorize(new)
+            return new
+
+    return Redirects()
 
 
 def _origin(url: str) -> tuple[str, str]:
