@@ -546,6 +546,16 @@ def test_a_document_repeated_empty_loses_the_chunks_of_its_earlier_copy(db_path,
         (6, 10),
         (11, 17),
     ]
+    # A last copy the same as what is stored still wins over an earlier, different one.
+    with pytest.warns(UserWarning, match="repeated an id"):
+        collection.embed_multi(
+            [("doc", "Eight."), ("doc", "Five. Six. Seven.")], chunk="sentences", store=True
+        )
+    assert [m["content"] for m in collection.items() if m["id"].startswith("doc")] == [
+        "Five.",
+        "Six.",
+        "Seven.",
+    ]
 
 
 def test_long_text_without_a_chunker_warns_how_much_was_cut(run, db_path, tmp_path, minilm):

@@ -202,11 +202,11 @@ def test_build_threads_are_set_by_the_environment(indexed, invoke, db_path, monk
     monkeypatch.setenv("VIBES_INDEX_THREADS", "2")
     assert invoke(["index", "c", "--rebuild", "-d", db_path]).exit_code == 0
     assert collection.index_status()["indexed"] == 400
-    for bad in ("0", "two", "-1"):
+    for bad in ("0", "two", "-1", "²", "99999"):
         monkeypatch.setenv("VIBES_INDEX_THREADS", bad)
         failed = invoke(["index", "c", "--rebuild", "-d", db_path])
         assert failed.exit_code != 0
-        assert f"$VIBES_INDEX_THREADS must be a whole number from 1 up, not '{bad}'" in (
+        assert f"$VIBES_INDEX_THREADS must be a whole number from 1 to 1024, not '{bad}'" in (
             failed.output
         )
         assert "Traceback" not in failed.output

@@ -93,6 +93,7 @@ class Declining:
     """A retriever that cannot answer, and says why."""
 
     name = "declining"
+    filters_in_database = False
 
     def __init__(self) -> None:
         self.calls = 0
@@ -107,6 +108,7 @@ class Recording:
     """A retriever that answers with a fixed ranking and records what it was asked."""
 
     name = "recording"
+    filters_in_database = False
 
     def __init__(self, ranking) -> None:
         self.ranking = ranking

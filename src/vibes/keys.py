@@ -105,7 +105,7 @@ def get_key(name: str | None, env_var: str | None = None) -> str | None:
     if not name:
         return None
     saved = _load().get(name)
-    return saved if saved is not None else _llm_keys().get(name)
+    return saved if saved is not None else _llm_keys().get(name) or None
 
 
 def require_key(

@@ -247,6 +247,9 @@ class Writer:
             previous = self.store.document(self.target.id, document.id)
             if (
                 previous is not None
+                # A copy after one cut in this run: the earlier copy's chunks may wait in
+                # the batch, so this one is cut too, to be written after them.
+                and document.id not in self._cut
                 and (previous.content_hash, previous.chunker, previous.settings)
                 == (digest, name, settings_json)
                 and _canonical(previous.metadata) == _canonical(metadata)
@@ -265,6 +268,7 @@ class Writer:
             if not chunks:
                 stats.empty_documents += 1
                 self._emptied.append(document.id)
+                self._sources.pop(document.id, None)  # an earlier copy's: nothing is left
                 if document.id in self._cut:
                     # An earlier copy's chunks may wait in the batch: written first, then
                     # deleted with the rest (the last copy wins, as for plain items).

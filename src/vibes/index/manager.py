@@ -109,6 +109,10 @@ def min_items() -> int:
     return int(value) if value and value.isdigit() else DEFAULT_MIN_ITEMS
 
 
+#: The most threads $VIBES_INDEX_THREADS may ask for.
+MAX_BUILD_THREADS = 1024
+
+
 def build_threads() -> int:
     """Threads a graph build or fold uses: ``$VIBES_INDEX_THREADS``, else every core.
 
@@ -117,8 +121,11 @@ def build_threads() -> int:
     value = os.environ.get("VIBES_INDEX_THREADS", "").strip()
     if not value:
         return os.cpu_count() or 1
-    if not value.isdigit() or int(value) < 1:
-        raise SettingsError(f"$VIBES_INDEX_THREADS must be a whole number from 1 up, not {value!r}")
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_BUILD_THREADS:
+        raise SettingsError(
+            f"$VIBES_INDEX_THREADS must be a whole number from 1 to {MAX_BUILD_THREADS}, "
+            f"not {value!r}"
+        )
     return int(value)
 
 

@@ -158,7 +158,7 @@ class Quantizer:
             return np.asarray(vectors, dtype=np.float32)
         if prepare is None and len(vectors) <= BLOCK:
             # One block (a search re-scoring its hits): no second array to copy it into.
-            return self._encode_block(np.asarray(vectors, dtype=np.float32))
+            return self._encode_block(np.asarray(vectors, dtype=np.float32, order="C"))
         kind = {"f32": np.float32, "f16": np.float16, "i8": np.int8}[self.dtype]
         encoded = np.empty(vectors.shape, dtype=kind)
         for start, block in zip(range(0, len(vectors), BLOCK), _blocks(vectors, prepare)):

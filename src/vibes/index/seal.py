@@ -50,9 +50,16 @@ def check_seal(path: Path, seal: str | None) -> str | None:
         return None
     if _crc32(path) != crc:
         return "file was changed since it was saved (its checksum differs)"
+    after = os.stat(path)
+    if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
+        status.st_size,
+        status.st_mtime_ns,
+        status.st_ctime_ns,
+    ):
+        return None  # written into while read: whatever it holds now, the next open checks
     try:
         # The bytes are the sealed ones: the sealed time says so again, for the next open.
-        # (Files are never written in place: a new one has a new name and seal.)
+        # (vibes never writes a file in place: a new one has a new name and seal.)
         os.utime(path, ns=(status.st_atime_ns, mtime))
     except OSError:
         pass  # not ours to change (a read-only copy): checked in full on every open

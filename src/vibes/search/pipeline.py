@@ -320,7 +320,8 @@ class Searcher:
             if (
                 request.condition
                 and request.candidates is None
-                and not retriever.filters_in_database
+                # (getattr: a retriever written before the attribute existed lists them)
+                and not getattr(retriever, "filters_in_database", False)
             ):
                 request.candidates = self.store.matching(request.target.id, request.condition)
                 if not request.candidates:

@@ -716,7 +716,8 @@ class SQLiteStore(Store):
         come before the list, ``trailing`` ones after it."""
         conn = conn or self.conn
         # Replaced, not formatted: a raw --where condition in the SQL may hold braces.
-        head, _, tail = sql.partition("{marks}")  # the first: a condition follows it
+        head, marks, tail = sql.partition("{marks}")  # the first: a condition follows it
+        assert marks, "the SQL has no {marks} for the IN list"
         size = max(_MAX_PARAMS - len(leading) - len(trailing), 100)
         for part in _parts(list(values), size):
             statement = head + ",".join("?" * len(part)) + tail
