@@ -224,7 +224,7 @@ class UrlRows:
     def _authorize(self, request: Any) -> None:
         """Give ``request`` the credentials and headers, if it goes to the first URL's
         server. (Unredirected: urllib copies other headers wherever a redirect leads;
-        _Redirects gives them back to a redirect that stays on that server.)"""
+        _redirect_handler gives them back to a redirect that stays on that server.)"""
         if _origin(request.full_url) == self._origin:
             for name, value in self._headers.items():
                 request.add_unredirected_header(name, value)
@@ -306,13 +306,11 @@ def _redirect_handler(authorize: Callable[[Any], None]) -> Any:
 
 
 def _origin(url: str) -> tuple[str, str]:
-    """The scheme and host (with port) a URL is served from, as compared."""
+    """The scheme and host (with port) a URL is served from, as compared. (A URL that
+    does not parse raises ValueError: _open reports it in one line.)"""
     from urllib.parse import urlsplit
 
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return ("", url)
+    parts = urlsplit(url)
     return parts.scheme.lower(), parts.netloc.lower()
 
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 import json
 import os
 import urllib.parse
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from ..http import APIError, key_hint, post_json, post_stream, redact
 from ..keys import require_key
 from .base import ChatModel, Message, Usage, check_messages
+
+_T = TypeVar("_T")
 
 OPENAI_URL = "https://api.openai.com/v1"
 #: OpenAI's chat models vibes knows by name: id, context length (tokens), aliases (llm's).
@@ -127,17 +129,25 @@ class OpenAIChatModel(ChatModel):
         payload["max_completion_tokens"] = payload.pop("max_tokens")
         return True
 
-    def _events(self, payload: dict[str, Any], options: dict[str, Any]) -> Iterator[str]:
-        """The answer's server-sent events, asked again once if the server wants the
-        limit renamed (a refusal comes before anything streams)."""
-        events = post_stream(self.endpoint, payload, **options)
+    def _asked(self, payload: dict[str, Any], send: Callable[[], _T]) -> _T:
+        """``send()``, which posts ``payload``; sent once more if the server refused it
+        and wants the limit renamed (see _renamed_limit)."""
         try:
-            first = next(events, None)
+            return send()
         except APIError as error:
             if not self._renamed_limit(payload, error):
                 raise
+            return send()
+
+    def _events(self, payload: dict[str, Any], options: dict[str, Any]) -> Iterator[str]:
+        """The answer's server-sent events. A refusal comes before anything streams, with
+        the first event, so only that is inside _asked."""
+
+        def start() -> tuple[Iterator[str], str | None]:
             events = post_stream(self.endpoint, payload, **options)
-            first = next(events, None)
+            return events, next(events, None)
+
+        events, first = self._asked(payload, start)
         if first is not None:
             yield first
             yield from events
@@ -223,16 +233,10 @@ class OpenAIChatModel(ChatModel):
         payload = self._payload(messages, max_tokens, temperature)
         key = self._key()
         options = self._options(key)
-        try:
-            text, usage, finish = post_json(
-                self.endpoint, payload, parse=_parse_completion, **options
-            )
-        except APIError as error:
-            if not self._renamed_limit(payload, error):
-                raise
-            text, usage, finish = post_json(
-                self.endpoint, payload, parse=_parse_completion, **options
-            )
+        text, usage, finish = self._asked(
+            payload,
+            lambda: post_json(self.endpoint, payload, parse=_parse_completion, **options),
+        )
         self.last_usage, self.last_finish_reason = usage, finish
         return text
 
